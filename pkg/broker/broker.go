@@ -1,0 +1,300 @@
+// Package broker connects to NATS and declares, in one place, every stream,
+// consumer and KV bucket sfsync uses. Services call Declare at startup; it
+// creates what is missing and updates what changed, so several processes
+// starting at once converge on the same definitions.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/config"
+)
+
+// Config is the NATS part of a service's configuration.
+type Config struct {
+	URL      string        `env:"NATS_URL, default=nats://127.0.0.1:4222"`
+	Creds    string        `env:"NATS_CREDS"`
+	User     string        `env:"NATS_USER"`
+	Password config.Secret `env:"NATS_PASSWORD"`
+	TLSCA    string        `env:"NATS_TLS_CA"`
+	TLSCert  string        `env:"NATS_TLS_CERT"`
+	TLSKey   string        `env:"NATS_TLS_KEY"`
+	Replicas int           `env:"NATS_REPLICAS, default=1"`
+}
+
+// Validate checks the rules that span several variables.
+func (c Config) Validate() error {
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return config.Invalid("NATS_REPLICAS", "%d is not between 1 and 5", c.Replicas)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return config.Invalid("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
+	}
+	if c.Creds != "" && c.User != "" {
+		return config.Invalid("NATS_CREDS", "set NATS_CREDS or NATS_USER, not both")
+	}
+	if c.Password != "" && c.User == "" {
+		return config.Invalid("NATS_USER", "NATS_PASSWORD is set without NATS_USER")
+	}
+	return nil
+}
+
+// Connect opens a NATS connection that reconnects forever and logs its
+// disconnections. name identifies the client in the server's monitoring.
+func Connect(c Config, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			subj := ""
+			if s != nil {
+				subj = s.Subject
+			}
+			log.Warn("nats async error", "subject", subj, "err", err)
+		}),
+	}
+	if c.Creds != "" {
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password.Reveal()))
+	}
+	if c.TLSCA != "" || c.TLSCert != "" {
+		tc, err := tlsConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	opts = append(opts, extra...)
+	nc, err := nats.Connect(c.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	return nc, nil
+}
+
+func tlsConfig(c Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLSCA != "" {
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("read NATS_TLS_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("NATS_TLS_CA: %s holds no PEM certificate", c.TLSCA)
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load NATS_TLS_CERT/NATS_TLS_KEY: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Streams, subjects, consumers and buckets. Subjects end in tokens a person
+// can filter on with the nats CLI, e.g. `nats stream view SFSYNC_ORDERS
+// --subject 'sfsync.order.status.1.>'` for shop 1.
+const (
+	OrdersStream  = "SFSYNC_ORDERS"
+	TicketsStream = "SFSYNC_TICKETS"
+
+	// sfsync.order.status.<shop>.<order>: a change to look at now.
+	orderStatusPrefix = "sfsync.order.status"
+	// sfsync.order.wait.<shop>.<order>: an update waiting for its due time.
+	orderWaitPrefix = "sfsync.order.wait"
+	// sfsync.ticket.check.<store>: a batch to check now.
+	ticketCheckPrefix = "sfsync.ticket.check"
+	// sfsync.ticket.wait.<store>: a batch to check again later.
+	ticketWaitPrefix = "sfsync.ticket.wait"
+
+	// SenderConsumer takes due changes; SenderWaitConsumer holds the updates
+	// that wait (shipments), on a consumer of their own so that their delayed
+	// NAKs never hold the slots urgent changes need.
+	SenderConsumer     = "sender"
+	SenderWaitConsumer = "sender-wait"
+	// TicketConsumer takes new batches; TicketWaitConsumer the re-checks.
+	TicketConsumer     = "ticketpoller"
+	TicketWaitConsumer = "ticketpoller-wait"
+
+	// LeaseBucket holds leader leases; its TTL is the lease length.
+	LeaseBucket = "sfsync_leases"
+	// CheckpointBucket holds the detector's positions, moved by compare-and-set.
+	CheckpointBucket = "sfsync_checkpoints"
+
+	// Headers every message carries, for people reading the stream.
+	HeaderShop      = "Sfsync-Shop"
+	HeaderOrder     = "Sfsync-Order"
+	HeaderOperation = "Sfsync-Operation"
+	HeaderState     = "Sfsync-State"
+	HeaderStore     = "Sfsync-Store"
+	HeaderBatch     = "Sfsync-Batch"
+)
+
+// OrderStatusSubject is where the detector publishes a change of an order.
+func OrderStatusSubject(shopID, orderID uint32) string {
+	return orderStatusPrefix + "." + u(shopID) + "." + u(orderID)
+}
+
+// OrderWaitSubject is where an update waits for its due time.
+func OrderWaitSubject(shopID, orderID uint32) string {
+	return orderWaitPrefix + "." + u(shopID) + "." + u(orderID)
+}
+
+// TicketCheckSubject is where the sender hands a new batch to the poller.
+func TicketCheckSubject(storeID string) string { return ticketCheckPrefix + "." + token(storeID) }
+
+// TicketWaitSubject is where a batch waits for its next check.
+func TicketWaitSubject(storeID string) string { return ticketWaitPrefix + "." + token(storeID) }
+
+func u(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
+
+// token keeps a subject token free of the characters NATS gives meaning to.
+func token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c == '.' || c == '*' || c == '>' || c == ' ' || c < 0x21 || c > 0x7e {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// Settings tune the declarations; zero values take the defaults.
+type Settings struct {
+	Replicas int
+	// LeaseTTL is the lease bucket's TTL (default 10 s).
+	LeaseTTL time.Duration
+	// Retention is how long messages stay for inspection and replay (default 7 days).
+	Retention time.Duration
+	// Duplicates is the dedup window (default 10 min: longer than any
+	// restart or gap grace period).
+	Duplicates time.Duration
+}
+
+func (s Settings) withDefaults() Settings {
+	if s.Replicas < 1 {
+		s.Replicas = 1
+	}
+	if s.LeaseTTL <= 0 {
+		s.LeaseTTL = 10 * time.Second
+	}
+	if s.Retention <= 0 {
+		s.Retention = 7 * 24 * time.Hour
+	}
+	if s.Duplicates <= 0 {
+		s.Duplicates = 10 * time.Minute
+	}
+	return s
+}
+
+// WaitingMaxAckPending bounds the updates that may wait at once on a wait
+// consumer: each waiting update holds one slot for its whole delay.
+const WaitingMaxAckPending = 1_000_000
+
+// Declare creates or updates every stream, consumer and bucket.
+func Declare(ctx context.Context, js jetstream.JetStream, s Settings) error {
+	s = s.withDefaults()
+	streams := []jetstream.StreamConfig{
+		{
+			Name:        OrdersStream,
+			Description: "sfsync: order state changes and waiting updates",
+			Subjects:    []string{orderStatusPrefix + ".>", orderWaitPrefix + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      s.Retention,
+			Duplicates:  s.Duplicates,
+			Storage:     jetstream.FileStorage,
+			Replicas:    s.Replicas,
+		},
+		{
+			Name:        TicketsStream,
+			Description: "sfsync: Shopping Feed batches whose tickets are followed",
+			Subjects:    []string{ticketCheckPrefix + ".>", ticketWaitPrefix + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      s.Retention,
+			Duplicates:  s.Duplicates,
+			Storage:     jetstream.FileStorage,
+			Replicas:    s.Replicas,
+		},
+	}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("declare stream %s: %w", sc.Name, err)
+		}
+	}
+	consumers := []struct {
+		stream string
+		cfg    jetstream.ConsumerConfig
+	}{
+		{OrdersStream, consumer(SenderConsumer, orderStatusPrefix+".>", 1000, s.Replicas)},
+		{OrdersStream, consumer(SenderWaitConsumer, orderWaitPrefix+".>", WaitingMaxAckPending, s.Replicas)},
+		{TicketsStream, consumer(TicketConsumer, ticketCheckPrefix+".>", 1000, s.Replicas)},
+		{TicketsStream, consumer(TicketWaitConsumer, ticketWaitPrefix+".>", WaitingMaxAckPending, s.Replicas)},
+	}
+	for _, c := range consumers {
+		if _, err := js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg); err != nil {
+			return fmt.Errorf("declare consumer %s on %s: %w", c.cfg.Durable, c.stream, err)
+		}
+	}
+	buckets := []jetstream.KeyValueConfig{
+		{Bucket: LeaseBucket, Description: "sfsync: leader leases", TTL: s.LeaseTTL, History: 1, Replicas: s.Replicas, Storage: jetstream.FileStorage},
+		{Bucket: CheckpointBucket, Description: "sfsync: detector positions", History: 5, Replicas: s.Replicas, Storage: jetstream.FileStorage},
+	}
+	for _, b := range buckets {
+		if _, err := createOrUpdateKV(ctx, js, b); err != nil {
+			return fmt.Errorf("declare bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}
+
+func consumer(name, filter string, maxAckPending, replicas int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "sfsync " + name,
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       60 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: maxAckPending,
+		Replicas:      replicas,
+	}
+}
+
+func createOrUpdateKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.UpdateKeyValue(ctx, cfg)
+	}
+	return kv, err
+}

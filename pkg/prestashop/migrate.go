@@ -1,0 +1,209 @@
+package prestashop
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// SchemaVersion is the version Migrate brings the tables sfsync owns to.
+const SchemaVersion = 1
+
+// Task actions, as the official module's ENUM spells them.
+const (
+	ActionSyncStatus        = "SYNC_STATUS"
+	ActionCheckTicketStatus = "CHECK_TICKET_SYNC_STATUS"
+)
+
+// TaskOrderDDL creates shoppingfeed_task_order as the official module does;
+// sfsync's own columns are added by Migrate. %s is the table name.
+const TaskOrderDDL = "CREATE TABLE IF NOT EXISTS %s (" +
+	"`id_shoppingfeed_task_order` INT(10) UNSIGNED NOT NULL AUTO_INCREMENT," +
+	"`action` ENUM('SYNC_STATUS','CHECK_TICKET_SYNC_STATUS','UPLOAD_INVOICE','CHECK_TICKET_UPLOAD_INVOICE','PARTIAL_REFUND','ACTION_CHECK_TICKET_PARTIAL_REFUND') NOT NULL," +
+	"`id_order` INT(10) UNSIGNED NOT NULL," +
+	"`ticket_number` VARCHAR(50) NULL DEFAULT NULL," +
+	"`batch_id` VARCHAR(50) NULL DEFAULT NULL," +
+	"`update_at` DATETIME NULL DEFAULT NULL," +
+	"`date_add` DATETIME NOT NULL," +
+	"`date_upd` DATETIME NOT NULL," +
+	"PRIMARY KEY (`id_shoppingfeed_task_order`)," +
+	"UNIQUE KEY `action_order_ticket` (`action`, `id_order`, `ticket_number`)" +
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+
+// ProcessLoggerDDL creates shoppingfeed_processlogger as the official module does.
+const ProcessLoggerDDL = "CREATE TABLE IF NOT EXISTS %s (" +
+	"`id_shoppingfeed_processlogger` INT(10) UNSIGNED NOT NULL AUTO_INCREMENT," +
+	"`name` VARCHAR(100) NOT NULL," +
+	"`msg` MEDIUMTEXT NOT NULL," +
+	"`level` VARCHAR(10) NOT NULL," +
+	"`object_name` VARCHAR(100) NULL DEFAULT NULL," +
+	"`object_id` INT(10) UNSIGNED NULL DEFAULT NULL," +
+	"`id_session` VARCHAR(100) NOT NULL," +
+	"`date_add` DATETIME NOT NULL," +
+	"PRIMARY KEY (`id_shoppingfeed_processlogger`)" +
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+
+// metaDDL creates sfsync's own table of settings it keeps about itself.
+const metaDDL = "CREATE TABLE IF NOT EXISTS %s (" +
+	"`name` VARCHAR(64) NOT NULL," +
+	"`value` TEXT NULL," +
+	"`date_upd` DATETIME NOT NULL," +
+	"PRIMARY KEY (`name`)" +
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+
+// taskColumns are the columns sfsync adds to shoppingfeed_task_order: all
+// nullable or defaulted, so the module's INSERTs keep working.
+var taskColumns = []struct{ name, def string }{
+	// The order_history rows that created and last updated the task.
+	{"sfsync_history_first", "INT UNSIGNED NULL DEFAULT NULL"},
+	{"sfsync_history_last", "INT UNSIGNED NULL DEFAULT NULL"},
+	// Send attempts so far, and the claim that keeps two senders apart.
+	{"sfsync_attempts", "INT UNSIGNED NOT NULL DEFAULT 0"},
+	{"sfsync_claim_owner", "VARCHAR(64) NULL DEFAULT NULL"},
+	{"sfsync_claim_until", "DATETIME(3) NULL DEFAULT NULL"},
+	// What was sent, to which store, and when sfsync last moved the task on.
+	{"sfsync_operation", "VARCHAR(16) NULL DEFAULT NULL"},
+	{"sfsync_store_id", "VARCHAR(32) NULL DEFAULT NULL"},
+	{"sfsync_progress_at", "DATETIME NULL DEFAULT NULL"},
+	// A failure: when, why, and when it went into a report.
+	{"sfsync_failed_at", "DATETIME NULL DEFAULT NULL"},
+	{"sfsync_error", "TEXT NULL"},
+	{"sfsync_reported_at", "DATETIME NULL DEFAULT NULL"},
+}
+
+var taskIndexes = []struct{ name, cols string }{
+	{"sfsync_due", "`action`, `update_at`"},
+	{"sfsync_order", "`id_order`, `action`"},
+	{"sfsync_batch", "`batch_id`"},
+	{"sfsync_failed", "`sfsync_failed_at`, `sfsync_reported_at`"},
+}
+
+var logIndexes = []struct{ name, cols string }{
+	{"sfsync_object", "`object_name`, `object_id`"},
+}
+
+// Migrate creates the tables sfsync owns when missing and adds its columns
+// and indexes to the module's tables when missing. It never touches a core
+// table. Several processes may run it at once: they take turns on a named
+// lock, and every step checks before it changes anything.
+func (s *Store) Migrate(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	lock := "sfsync_migrate_" + s.prefix
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(CONCAT(LEFT(DATABASE(), 32), '.', ?), 60)", lock).Scan(&got); err != nil {
+		return fmt.Errorf("migrate: take lock: %w", err)
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("migrate: another process held the migration lock for 60 s")
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = conn.ExecContext(rctx, "SELECT RELEASE_LOCK(CONCAT(LEFT(DATABASE(), 32), '.', ?))", lock)
+	}()
+
+	for _, ddl := range []string{
+		fmt.Sprintf(TaskOrderDDL, s.T("shoppingfeed_task_order")),
+		fmt.Sprintf(ProcessLoggerDDL, s.T("shoppingfeed_processlogger")),
+		fmt.Sprintf(metaDDL, s.T("sfsync_meta")),
+	} {
+		if _, err := conn.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("migrate: create table: %w", err)
+		}
+	}
+	task := s.prefix + "shoppingfeed_task_order"
+	for _, c := range taskColumns {
+		if err := s.addColumn(ctx, conn, task, c.name, c.def); err != nil {
+			return err
+		}
+	}
+	for _, ix := range taskIndexes {
+		if err := s.addIndex(ctx, conn, task, ix.name, ix.cols); err != nil {
+			return err
+		}
+	}
+	for _, ix := range logIndexes {
+		if err := s.addIndex(ctx, conn, s.prefix+"shoppingfeed_processlogger", ix.name, ix.cols); err != nil {
+			return err
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO "+s.T("sfsync_meta")+" (name, value, date_upd) VALUES ('schema_version', ?, NOW())"+
+		" ON DUPLICATE KEY UPDATE value = VALUES(value), date_upd = VALUES(date_upd)", SchemaVersion); err != nil {
+		return fmt.Errorf("migrate: record schema version: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) addColumn(ctx context.Context, conn *sql.Conn, table, column, def string) error {
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", table, column).Scan(&n); err != nil {
+		return fmt.Errorf("migrate: inspect %s.%s: %w", table, column, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE `"+table+"` ADD COLUMN `"+column+"` "+def); err != nil {
+		return fmt.Errorf("migrate: add column %s.%s: %w", table, column, err)
+	}
+	return nil
+}
+
+func (s *Store) addIndex(ctx context.Context, conn *sql.Conn, table, name, cols string) error {
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?", table, name).Scan(&n); err != nil {
+		return fmt.Errorf("migrate: inspect index %s.%s: %w", table, name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE `"+table+"` ADD INDEX `"+name+"` ("+cols+")"); err != nil {
+		return fmt.Errorf("migrate: add index %s.%s: %w", table, name, err)
+	}
+	return nil
+}
+
+// SchemaStatus describes what Migrate would change; empty Missing means up to date.
+type SchemaStatus struct {
+	Version int
+	Missing []string
+}
+
+// CheckSchema reports the tables, columns and indexes sfsync needs that are
+// missing, without changing anything.
+func (s *Store) CheckSchema(ctx context.Context) (SchemaStatus, error) {
+	var st SchemaStatus
+	exists := func(q string, args ...any) (bool, error) {
+		var n int
+		err := s.db.QueryRowContext(ctx, q, args...).Scan(&n)
+		return n > 0, err
+	}
+	for _, t := range []string{"shoppingfeed_task_order", "shoppingfeed_processlogger", "sfsync_meta", "orders", "order_history", "shoppingfeed_order", "shoppingfeed_token"} {
+		ok, err := exists("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", s.prefix+t)
+		if err != nil {
+			return st, fmt.Errorf("check schema: %w", err)
+		}
+		if !ok {
+			st.Missing = append(st.Missing, "table "+s.prefix+t)
+		}
+	}
+	for _, c := range taskColumns {
+		ok, err := exists("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", s.prefix+"shoppingfeed_task_order", c.name)
+		if err != nil {
+			return st, fmt.Errorf("check schema: %w", err)
+		}
+		if !ok {
+			st.Missing = append(st.Missing, "column "+s.prefix+"shoppingfeed_task_order."+c.name)
+		}
+	}
+	var v sql.NullString
+	err := s.db.QueryRowContext(ctx, "SELECT value FROM "+s.T("sfsync_meta")+" WHERE name = 'schema_version'").Scan(&v)
+	if err == nil {
+		fmt.Sscan(v.String, &st.Version)
+	}
+	return st, nil
+}

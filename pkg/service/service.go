@@ -1,0 +1,162 @@
+// Package service is the start-up wiring every sfsync worker shares: the
+// common configuration, the logger, the shop database (migrated), the NATS
+// connection (streams, consumers and buckets declared) and the ops HTTP
+// server, with an orderly Close.
+package service
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/logging"
+	"github.com/sfsync/sfsync/pkg/opshttp"
+	"github.com/sfsync/sfsync/pkg/prestashop"
+)
+
+// Config is the configuration every worker shares.
+type Config struct {
+	Log  logging.Config
+	NATS broker.Config
+	DB   prestashop.Config
+	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
+	HTTPAddr string `env:"HTTP_ADDR, default=:8080"`
+	// ShutdownTimeout bounds how long in-flight work may take after SIGTERM.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=25s"`
+	// LeaseTTL is the detector lease's length (and the lease bucket's TTL).
+	LeaseTTL time.Duration `env:"LEASE_TTL, default=10s"`
+}
+
+// Validate checks the rules that span variables.
+func (c Config) Validate() error {
+	if err := c.NATS.Validate(); err != nil {
+		return err
+	}
+	if err := c.DB.Validate(); err != nil {
+		return err
+	}
+	if c.ShutdownTimeout <= 0 {
+		return config.Invalid("SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	if c.LeaseTTL < time.Second {
+		return config.Invalid("LEASE_TTL", "%s is shorter than 1s", c.LeaseTTL)
+	}
+	return nil
+}
+
+// Load reads cfg (a struct that embeds or holds a service.Config) from lookup
+// and builds the logger from its Log part.
+func Load(ctx context.Context, lookup config.LookupFunc, cfg any, base func() *Config, stdout io.Writer) (*slog.Logger, *slog.LevelVar, error) {
+	if err := config.Load(ctx, lookup, cfg); err != nil {
+		return nil, nil, err
+	}
+	log, lv, err := logging.New(stdout, base().Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := base().Validate(); err != nil {
+		return nil, nil, err
+	}
+	return log, lv, nil
+}
+
+// Deps are the connections a worker runs on.
+type Deps struct {
+	Log   *slog.Logger
+	DB    *sql.DB
+	Store *prestashop.Store
+	NC    *nats.Conn
+	JS    jetstream.JetStream
+	Ops   *opshttp.Server
+	// Instance names this process in claims and logs (host name and pid).
+	Instance string
+}
+
+// Options change how Open connects.
+type Options struct {
+	// NATSOptions are added to the connection (e.g. nats.InProcessServer).
+	NATSOptions []nats.Option
+}
+
+// Open connects to the database (and migrates it) and to NATS (and declares
+// the streams), and registers their readiness checks.
+func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts Options) (*Deps, error) {
+	host, _ := os.Hostname()
+	d := &Deps{Log: log, Ops: opshttp.New(log), Instance: fmt.Sprintf("%s-%s-%d", name, host, os.Getpid())}
+	db, err := prestashop.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	d.DB = db
+	d.Store = prestashop.New(db, cfg.DB.Prefix)
+	if err := d.Store.Migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	nc, err := broker.Connect(cfg.NATS, "sfsync-"+name, log, opts.NATSOptions...)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	d.JS = js
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := declareWithRetry(dctx, js, broker.Settings{Replicas: cfg.NATS.Replicas, LeaseTTL: cfg.LeaseTTL}, log); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.Ops.AddCheck("database", d.Store.Ping)
+	d.Ops.AddCheck("nats", func(ctx context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("nats: %s", nc.Status())
+		}
+		return nil
+	})
+	return d, nil
+}
+
+// declareWithRetry waits for a broker that is still starting (or not yet
+// reachable) instead of failing the process at once.
+func declareWithRetry(ctx context.Context, js jetstream.JetStream, s broker.Settings, log *slog.Logger) error {
+	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		err := broker.Declare(ctx, js, s)
+		if err == nil {
+			return nil
+		}
+		log.Warn("declare streams, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Close drains NATS and closes the database.
+func (d *Deps) Close() {
+	if d.NC != nil {
+		_ = d.NC.Drain()
+		for i := 0; i < 100 && !d.NC.IsClosed(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		d.NC.Close()
+	}
+	if d.DB != nil {
+		_ = d.DB.Close()
+	}
+}

@@ -1,0 +1,35 @@
+// Package app wires the detector: configuration, connections, and its loops.
+package app
+
+import (
+	"context"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/service"
+)
+
+// Config is the detector's configuration.
+type Config struct {
+	service.Config
+}
+
+// Run runs the detector until ctx ends.
+func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error {
+	var cfg Config
+	log, _, err := service.Load(ctx, lookup, &cfg, func() *service.Config { return &cfg.Config }, stdout)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "service", "detector", "config", cfg)
+	deps, err := service.Open(ctx, "detector", cfg.Config, log, service.Options{})
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return deps.Ops.Run(ctx, cfg.HTTPAddr) })
+	return g.Wait()
+}

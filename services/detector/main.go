@@ -1,0 +1,21 @@
+// Command detector is sfsync's detector worker; see README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sfsync/sfsync/services/detector/internal/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, os.LookupEnv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "detector:", err)
+		os.Exit(1)
+	}
+}
