@@ -223,8 +223,8 @@ func TestOperateAcceptsEveryOperationAsTheModuleSendsIt(t *testing.T) {
 func TestAccessAndRoutes(t *testing.T) {
 	tests := []struct {
 		name, method, path, token, body string
-		status                           int
-		detail                           string
+		status                          int
+		detail                          string
 	}{
 		{"no token", "POST", "/v1/store/1001/order/deliver", "", `{"order":[{"id":1}]}`, 403, "Missing bearer token"},
 		{"unknown token", "POST", "/v1/store/1001/order/deliver", "nope", `{"order":[{"id":1}]}`, 403, "Invalid or expired"},

@@ -12,6 +12,11 @@ import (
 // limiters holds one sliding-window limiter per token. Tokens are keyed by
 // their SHA-256, so the map holds no secret. Shops have a handful of tokens;
 // limiters are never evicted.
+//
+// The window is 5% longer than the configured period: the server counts
+// requests when they arrive, and the first request of a span may arrive
+// later than the next ones (it opened the connection), which would make a
+// window of exactly the period earn 429s.
 type limiters struct {
 	r  rate
 	mu sync.Mutex
@@ -35,7 +40,7 @@ func (l *limiters) wait(ctx context.Context, token config.Secret) error {
 	l.mu.Lock()
 	w, ok := l.m[key]
 	if !ok {
-		w = &window{n: l.r.n, per: l.r.per}
+		w = &window{n: l.r.n, per: l.r.per + l.r.per/20}
 		l.m[key] = w
 	}
 	l.mu.Unlock()
