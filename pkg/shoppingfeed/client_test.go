@@ -228,8 +228,11 @@ func TestPermanentErrors(t *testing.T) {
 			status: 404, is: shoppingfeed.ErrNotFound, detail: `Ticket "ffff" not found`, requests: 1,
 		},
 		{
-			name:   "unknown batch",
-			call:   func(e *env) error { _, err := e.c.BatchTickets(context.Background(), token, storeID, "ffff"); return err },
+			name: "unknown batch",
+			call: func(e *env) error {
+				_, err := e.c.BatchTickets(context.Background(), token, storeID, "ffff")
+				return err
+			},
 			status: 404, is: shoppingfeed.ErrNotFound, detail: `Batch "ffff" not found`, requests: 1,
 		},
 		{

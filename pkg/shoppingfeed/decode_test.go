@@ -54,7 +54,7 @@ func TestDecodeTicket(t *testing.T) {
 	at := func(s int) time.Time { return time.Date(2026, 4, 1, 10, 0, s, 0, time.UTC) }
 	want := Ticket{
 		ID: "t1", BatchID: "b1", State: TicketFailed,
-		Payload: TicketPayload{ID: 5001, Raw: json.RawMessage(`{"id":5001,"carrier":"C","trackingNumber":""}`)},
+		Payload:     TicketPayload{ID: 5001, Raw: json.RawMessage(`{"id":5001,"carrier":"C","trackingNumber":""}`)},
 		ScheduledAt: at(0), StartedAt: at(1), FinishedAt: at(2),
 		Message: "A tracking number is required", ResultData: json.RawMessage(`{"code":42}`),
 	}

@@ -1,4 +1,5 @@
-// Command sfsandbox; see README.md.
+// Command sfsandbox serves a simulated Shopping Feed API for tests, demos
+// and merchants trying their configuration; see README.md.
 package main
 
 import (
@@ -7,17 +8,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sfsync/sfsync/services/sfsandbox/internal/app"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout); err != nil {
+	if err := app.Run(ctx, os.LookupEnv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "sfsandbox:", err)
 		os.Exit(1)
 	}
-}
-
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout *os.File) error {
-	return fmt.Errorf("not built yet: see the open issue for sfsandbox")
 }
