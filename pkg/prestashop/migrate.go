@@ -65,6 +65,7 @@ var taskColumns = []struct{ name, def string }{
 	// What was sent, to which store, and when sfsync last moved the task on.
 	{"sfsync_operation", "VARCHAR(16) NULL DEFAULT NULL"},
 	{"sfsync_store_id", "VARCHAR(32) NULL DEFAULT NULL"},
+	{"sfsync_token_id", "INT UNSIGNED NULL DEFAULT NULL"},
 	{"sfsync_progress_at", "DATETIME NULL DEFAULT NULL"},
 	// A failure: when, why, and when it went into a report.
 	{"sfsync_failed_at", "DATETIME NULL DEFAULT NULL"},

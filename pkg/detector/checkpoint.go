@@ -1,0 +1,118 @@
+package detector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Gap is a range of order_history ids below the position that were not
+// there when a higher id was read: a transaction not yet committed, or one
+// rolled back.
+type Gap struct {
+	Lo uint64 `json:"lo"`
+	Hi uint64 `json:"hi"`
+	// Seen is when the gap was found (this process's clock, UTC).
+	Seen time.Time `json:"seen"`
+}
+
+func (g Gap) size() uint64 { return g.Hi - g.Lo + 1 }
+
+// Checkpoint is the detector's durable position.
+type Checkpoint struct {
+	// Position: every id ≤ Position was handled or is in Gaps.
+	Position uint64    `json:"position"`
+	Gaps     []Gap     `json:"gaps,omitempty"`
+	By       string    `json:"by,omitempty"`
+	At       time.Time `json:"at"`
+	// Replay, when set by `sfsync replay`, asks the leader to restart from
+	// Position (history rows published again are deduplicated by the
+	// broker inside its window and by the task table beyond).
+	Replay bool `json:"replay,omitempty"`
+}
+
+func (c Checkpoint) gapIDs() uint64 {
+	var n uint64
+	for _, g := range c.Gaps {
+		n += g.size()
+	}
+	return n
+}
+
+// checkpoints stores checkpoints in a KV bucket, moved only by
+// compare-and-set on the revision last read or written.
+type checkpoints struct {
+	kv  jetstream.KeyValue
+	key string
+	rev uint64
+}
+
+var errNoCheckpoint = errors.New("no checkpoint")
+
+// errCheckpointMoved means someone else wrote the checkpoint (a replay, or
+// a detector that believes it leads).
+var errCheckpointMoved = errors.New("checkpoint moved by another writer")
+
+func (c *checkpoints) load(ctx context.Context) (Checkpoint, error) {
+	e, err := c.kv.Get(ctx, c.key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Checkpoint{}, errNoCheckpoint
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("read checkpoint %s: %w", c.key, err)
+	}
+	var cp Checkpoint
+	if err := json.Unmarshal(e.Value(), &cp); err != nil {
+		return Checkpoint{}, fmt.Errorf("checkpoint %s is not valid JSON: %w", c.key, err)
+	}
+	c.rev = e.Revision()
+	return cp, nil
+}
+
+func (c *checkpoints) save(ctx context.Context, cp Checkpoint) error {
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	if c.rev == 0 {
+		rev, err = c.kv.Create(ctx, c.key, b)
+	} else {
+		rev, err = c.kv.Update(ctx, c.key, b, c.rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return errCheckpointMoved
+	}
+	if err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", c.key, err)
+	}
+	c.rev = rev
+	return nil
+}
+
+// SetCheckpoint overwrites the checkpoint whatever its revision, for the
+// operator's replay: the running leader sees the change and resumes there.
+func SetCheckpoint(ctx context.Context, kv jetstream.KeyValue, key string, cp Checkpoint) error {
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", key, err)
+	}
+	return nil
+}
+
+// ReadCheckpoint returns the stored checkpoint; ok is false when none.
+func ReadCheckpoint(ctx context.Context, kv jetstream.KeyValue, key string) (cp Checkpoint, ok bool, err error) {
+	c := &checkpoints{kv: kv, key: key}
+	cp, err = c.load(ctx)
+	if errors.Is(err, errNoCheckpoint) {
+		return Checkpoint{}, false, nil
+	}
+	return cp, err == nil, err
+}

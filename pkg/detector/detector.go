@@ -1,0 +1,178 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/prestashop"
+)
+
+// Detector is one detector replica.
+type Detector struct {
+	cfg      Config
+	store    *prestashop.Store
+	js       jetstream.JetStream
+	log      *slog.Logger
+	m        *metrics
+	instance string
+	leaseTTL time.Duration
+	start    Start
+
+	// shopDB and key name the shop database in dedup ids, the lease and
+	// the checkpoint.
+	shopDB string
+	key    string
+
+	leading atomic.Bool
+	shops   *shopCache
+	probe   *writerProbe
+}
+
+// Deps are what a detector runs on.
+type Deps struct {
+	Store    *prestashop.Store
+	NC       *nats.Conn
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+	// Instance names this replica in the lease.
+	Instance string
+	// LeaseTTL must equal the lease bucket's TTL (broker.Settings.LeaseTTL).
+	LeaseTTL time.Duration
+}
+
+// New returns a detector; Run starts it.
+func New(ctx context.Context, cfg Config, d Deps) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	start, _ := ParseStart(cfg.StartFrom)
+	js, err := jetstream.New(d.NC, jetstream.WithPublishAsyncMaxPending(4*cfg.BatchSize+1024))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	db, err := d.Store.DatabaseName(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if d.Instance == "" {
+		host, _ := os.Hostname()
+		d.Instance = fmt.Sprintf("detector-%s-%d", host, os.Getpid())
+	}
+	if d.LeaseTTL == 0 {
+		d.LeaseTTL = 10 * time.Second
+	}
+	det := &Detector{
+		cfg: cfg, store: d.Store, js: js, log: d.Log, m: newMetrics(d.Registry),
+		instance: d.Instance, leaseTTL: d.LeaseTTL, start: start,
+		shopDB: db, key: Key(db, d.Store.Prefix()),
+	}
+	det.shops = newShopCache(det)
+	if cfg.WriterCheck {
+		det.probe = &writerProbe{store: d.Store, log: d.Log, nowait: true}
+	}
+	return det, nil
+}
+
+// Key is the lease and checkpoint key of a shop database and table prefix.
+func Key(db, prefix string) string {
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+				return r
+			}
+			return '_'
+		}, s)
+	}
+	return "detector." + clean(db) + "." + clean(prefix)
+}
+
+// Leading reports whether this replica is the active detector.
+func (d *Detector) Leading() bool { return d.leading.Load() }
+
+// Role is "leader" or "waiting", for /readyz.
+func (d *Detector) Role() string {
+	if d.Leading() {
+		return "leader"
+	}
+	return "waiting"
+}
+
+// Run waits for the lease, leads until it is lost, and waits again, until
+// ctx ends.
+func (d *Detector) Run(ctx context.Context) error {
+	leases, err := d.js.KeyValue(ctx, broker.LeaseBucket)
+	if err != nil {
+		return fmt.Errorf("open lease bucket: %w", err)
+	}
+	cps, err := d.js.KeyValue(ctx, broker.CheckpointBucket)
+	if err != nil {
+		return fmt.Errorf("open checkpoint bucket: %w", err)
+	}
+	lease := broker.NewLease(leases, d.key, d.instance, d.leaseTTL, d.log)
+	for {
+		d.log.Info("detector waiting for the lease", "key", d.key, "instance", d.instance)
+		if err := lease.Acquire(ctx); err != nil {
+			return nil // ctx ended
+		}
+		d.log.Info("detector leads", "key", d.key, "instance", d.instance)
+		err := d.leadWhileHeld(ctx, lease, cps)
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.log.Error("detector stopped leading", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d.leaseTTL / 4):
+		}
+	}
+}
+
+func (d *Detector) leadWhileHeld(ctx context.Context, lease *broker.Lease, cps jetstream.KeyValue) error {
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	lost := make(chan struct{})
+	var holdErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		holdErr = lease.Hold(lctx, lost)
+	}()
+	go func() {
+		<-lost
+		cancel(errors.New("lease lost"))
+	}()
+	d.leading.Store(true)
+	d.m.leaseHeld.Set(1)
+	err := d.lead(lctx, &checkpoints{kv: cps, key: d.key})
+	d.leading.Store(false)
+	d.m.leaseHeld.Set(0)
+	cancel(nil)
+	wg.Wait()
+	if holdErr != nil {
+		return holdErr
+	}
+	return err
+}
+
+// lead runs the tail and the sweeper while the lease is held.
+func (d *Detector) lead(ctx context.Context, cps *checkpoints) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.tail(ctx, cps) })
+	g.Go(func() error { return d.sweep(ctx) })
+	return g.Wait()
+}

@@ -1,0 +1,498 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/prestashop"
+	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
+)
+
+// historyRow is an order_history row with what deciding needs.
+type historyRow struct {
+	ID      uint64
+	OrderID uint32
+	StateID uint32
+	At      time.Time
+	ShopID  uint32
+	SF      bool
+}
+
+// tail polls order_history while the lease is held.
+func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
+	cp, err := d.initialCheckpoint(ctx, cps)
+	if err != nil {
+		return err
+	}
+	d.log.Info("detector resumes", "position", cp.Position, "gaps", len(cp.Gaps))
+	failures := 0
+	lastPeek := time.Now()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		next, full, err := d.poll(ctx, cps, cp)
+		switch {
+		case errors.Is(err, errCheckpointMoved):
+			if cp, err = d.reload(ctx, cps); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil
+			}
+			failures++
+			wait := min(time.Duration(1<<min(failures, 6))*100*time.Millisecond, 5*time.Second)
+			d.log.Warn("detector poll failed, retrying", "err", err, "retry_in", wait)
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		failures = 0
+		idle := next.Position == cp.Position && len(next.Gaps) == 0 && len(cp.Gaps) == 0
+		cp = next
+		if full {
+			continue
+		}
+		if idle && time.Since(lastPeek) > time.Second {
+			// A replay moves the checkpoint while we are idle.
+			lastPeek = time.Now()
+			if moved, err := d.checkpointMoved(ctx, cps); err == nil && moved {
+				if cp, err = d.reload(ctx, cps); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if !sleep(ctx, d.cfg.PollInterval) {
+			return nil
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (d *Detector) checkpointMoved(ctx context.Context, cps *checkpoints) (bool, error) {
+	e, err := cps.kv.Get(ctx, cps.key)
+	if err != nil {
+		return false, err
+	}
+	return e.Revision() != cps.rev, nil
+}
+
+func (d *Detector) reload(ctx context.Context, cps *checkpoints) (Checkpoint, error) {
+	cp, err := cps.load(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	d.log.Warn("checkpoint moved by another writer, resuming from it", "position", cp.Position, "by", cp.By, "replay", cp.Replay)
+	return cp, nil
+}
+
+func (d *Detector) initialCheckpoint(ctx context.Context, cps *checkpoints) (Checkpoint, error) {
+	cp, err := cps.load(ctx)
+	if err == nil {
+		return cp, nil
+	}
+	if !errors.Is(err, errNoCheckpoint) {
+		return Checkpoint{}, err
+	}
+	pos, err := d.StartPosition(ctx, d.start)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	cp = Checkpoint{Position: pos, By: d.instance, At: time.Now().UTC()}
+	if err := cps.save(ctx, cp); errors.Is(err, errCheckpointMoved) {
+		return cps.load(ctx)
+	} else if err != nil {
+		return Checkpoint{}, err
+	}
+	d.log.Info("detector starts without checkpoint", "start_from", d.cfg.StartFrom, "position", pos)
+	return cp, nil
+}
+
+// StartPosition turns a start into a position: the highest id already
+// handled, so that reading resumes just after it.
+func (d *Detector) StartPosition(ctx context.Context, s Start) (uint64, error) {
+	return StartPosition(ctx, d.store, s)
+}
+
+// StartPosition is the position a start means in a shop database.
+func StartPosition(ctx context.Context, store *prestashop.Store, s Start) (uint64, error) {
+	db := store.DB()
+	var pos uint64
+	var err error
+	switch s.Kind {
+	case "now":
+		err = db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_history), 0) FROM "+store.T("order_history")).Scan(&pos)
+	case "beginning":
+	case "id":
+		pos = s.ID - 1
+	case "time":
+		// order_history.date_add is the shop's wall clock: convert the
+		// instant with the database's own offset from UTC.
+		var offset int64
+		if err = db.QueryRowContext(ctx, "SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())").Scan(&offset); err == nil {
+			wall := s.Time.UTC().Add(time.Duration(offset) * time.Second)
+			err = db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_history), 0) FROM "+store.T("order_history")+" WHERE date_add < ?", wall).Scan(&pos)
+		}
+	default:
+		return 0, fmt.Errorf("unknown start %q", s.Kind)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find start position: %w", err)
+	}
+	return pos, nil
+}
+
+// poll reads once: re-checks the gaps, reads new rows, handles them, and
+// saves the checkpoint. full reports a full batch (more rows waiting).
+func (d *Detector) poll(ctx context.Context, cps *checkpoints, cp Checkpoint) (Checkpoint, bool, error) {
+	now := time.Now().UTC()
+	var found []historyRow
+	var err error
+	if len(cp.Gaps) > 0 {
+		if found, err = d.readGapRows(ctx, cp.Gaps); err != nil {
+			return cp, false, err
+		}
+	}
+	rows, err := d.readRows(ctx, cp.Position, d.cfg.BatchSize)
+	if err != nil {
+		return cp, false, err
+	}
+	full := len(rows) == d.cfg.BatchSize
+
+	next := Checkpoint{Position: cp.Position, By: d.instance, At: now}
+	// Gaps below the position: fill what appeared, close what is final.
+	foundIDs := make([]uint64, len(found))
+	for i, r := range found {
+		foundIDs[i] = r.ID
+	}
+	probes := 0
+	for _, g := range cp.Gaps {
+		for _, piece := range splitGap(g, foundIDs) {
+			closed, how, err := d.gapClosed(ctx, piece, now, &probes)
+			if err != nil {
+				return cp, false, err
+			}
+			if closed {
+				d.m.gapsClosed.WithLabelValues(how).Add(float64(piece.size()))
+				if how == "grace" {
+					d.log.Warn("gap closed after grace period", "from_id", piece.Lo, "to_id", piece.Hi, "age", now.Sub(piece.Seen).Round(time.Second))
+				}
+				continue
+			}
+			next.Gaps = append(next.Gaps, piece)
+		}
+	}
+	if n := len(found); n > 0 {
+		d.m.gapsClosed.WithLabelValues("filled").Add(float64(n))
+	}
+	// New rows: ids skipped between them are new gaps.
+	expect := cp.Position + 1
+	for _, r := range rows {
+		if r.ID > expect {
+			next.Gaps = append(next.Gaps, Gap{Lo: expect, Hi: r.ID - 1, Seen: now})
+		}
+		expect = r.ID + 1
+		next.Position = r.ID
+	}
+	all := append(found, rows...)
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	if err := d.handle(ctx, all, next.Position); err != nil {
+		return cp, false, err
+	}
+	d.m.rowsRead.Add(float64(len(all)))
+	changed := next.Position != cp.Position || !sameGaps(next.Gaps, cp.Gaps)
+	if changed {
+		if err := cps.save(ctx, next); err != nil {
+			return cp, false, err
+		}
+	} else {
+		next = cp
+	}
+	d.observe(ctx, next, rows, full)
+	return next, full, nil
+}
+
+// maxProbesPerPoll bounds the locking probes of one poll; other gaps wait
+// for the next.
+const maxProbesPerPoll = 50
+
+// gapClosed decides whether a gap piece still missing after the re-check is
+// final. With the writer check on, a locking probe tells at once whether a
+// transaction still holds one of its ids; otherwise the gap waits out
+// GAP_GRACE.
+func (d *Detector) gapClosed(ctx context.Context, g Gap, now time.Time, probes *int) (bool, string, error) {
+	age := now.Sub(g.Seen)
+	if d.probe != nil && *probes < maxProbesPerPoll {
+		*probes++
+		res, err := d.probe.check(ctx, g.Lo, g.Hi)
+		switch {
+		case err != nil:
+			return false, "", err
+		case res == probeRolledBack:
+			return true, "writers", nil
+		case res == probeWriterOpen && age < 10*d.cfg.GapGrace:
+			return false, "", nil // a transaction that may still commit
+		case res == probeCommitted:
+			return false, "", nil // the next re-check reads it
+		}
+	}
+	if age < d.cfg.GapGrace {
+		return false, "", nil
+	}
+	return true, "grace", nil
+}
+
+// splitGap removes the found ids (sorted) from a gap.
+func splitGap(g Gap, found []uint64) []Gap {
+	var out []Gap
+	lo := g.Lo
+	i := sort.Search(len(found), func(i int) bool { return found[i] >= g.Lo })
+	for ; i < len(found) && found[i] <= g.Hi; i++ {
+		if found[i] > lo {
+			p := g
+			p.Lo, p.Hi = lo, found[i]-1
+			out = append(out, p)
+		}
+		lo = found[i] + 1
+	}
+	if lo <= g.Hi {
+		p := g
+		p.Lo = lo
+		out = append(out, p)
+	}
+	return out
+}
+
+func sameGaps(a, b []Gap) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Lo != b[i].Lo || a[i].Hi != b[i].Hi {
+			return false
+		}
+	}
+	return true
+}
+
+const historyCols = `SELECT h.id_order_history, h.id_order, h.id_order_state, h.date_add, COALESCE(o.id_shop, 0), sf.id_order IS NOT NULL`
+
+func (d *Detector) historyFrom() string {
+	s := d.store
+	return ` FROM ` + s.T("order_history") + ` h
+	  LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = h.id_order
+	  LEFT JOIN ` + s.T("shoppingfeed_order") + ` sf ON sf.id_order = h.id_order`
+}
+
+func (d *Detector) readRows(ctx context.Context, after uint64, limit int) ([]historyRow, error) {
+	q := historyCols + d.historyFrom() + ` WHERE h.id_order_history > ? ORDER BY h.id_order_history LIMIT ?`
+	return d.query(ctx, q, after, limit)
+}
+
+func (d *Detector) readGapRows(ctx context.Context, gaps []Gap) ([]historyRow, error) {
+	var out []historyRow
+	for start := 0; start < len(gaps); start += 200 {
+		chunk := gaps[start:min(start+200, len(gaps))]
+		conds := make([]string, len(chunk))
+		args := make([]any, 0, 2*len(chunk))
+		for i, g := range chunk {
+			conds[i] = "h.id_order_history BETWEEN ? AND ?"
+			args = append(args, g.Lo, g.Hi)
+		}
+		rows, err := d.query(ctx, historyCols+d.historyFrom()+" WHERE "+strings.Join(conds, " OR ")+" ORDER BY h.id_order_history", args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+func (d *Detector) query(ctx context.Context, q string, args ...any) ([]historyRow, error) {
+	rows, err := d.store.DB().QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read order history: %w", err)
+	}
+	defer rows.Close()
+	var out []historyRow
+	for rows.Next() {
+		var r historyRow
+		if err := rows.Scan(&r.ID, &r.OrderID, &r.StateID, &r.At, &r.ShopID, &r.SF); err != nil {
+			return nil, fmt.Errorf("read order history: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read order history: %w", err)
+	}
+	return out, nil
+}
+
+type pending struct {
+	row       historyRow
+	op        string
+	mapped    bool
+	notBefore time.Time
+}
+
+// handle saves the tasks of mapped changes, then publishes every change of
+// a Shopping Feed order of a shop that syncs, and waits for JetStream to
+// acknowledge them all.
+func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint64) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	evs := make([]pending, 0, len(rows))
+	var changes []prestashop.TaskChange
+	for _, r := range rows {
+		if !r.SF || r.ShopID == 0 {
+			continue
+		}
+		sh, err := d.shops.get(ctx, r.ShopID)
+		if err != nil {
+			return err
+		}
+		if !sh.syncs() {
+			continue
+		}
+		p := pending{row: r, notBefore: r.At, op: "none"}
+		if sh.cfgErr != nil {
+			// The mapping cannot be read: keep the change as a task that
+			// waits like a shipment; the sender judges it once the merchant
+			// fixes the configuration.
+			p.mapped, p.op, p.notBefore = true, "unknown", r.At.Add(sh.delay)
+		} else if op, ok := sh.settings.Mapping.Resolve(r.StateID); ok {
+			p.mapped, p.op = true, string(op)
+			if op == prestashop.OpShip {
+				p.notBefore = r.At.Add(sh.delay)
+			}
+		}
+		if p.mapped {
+			changes = append(changes, prestashop.TaskChange{OrderID: r.OrderID, HistoryID: r.ID, UpdateAt: p.notBefore})
+		}
+		evs = append(evs, p)
+	}
+	taskIDs := map[uint32]uint64{}
+	if len(changes) > 0 {
+		var err error
+		if taskIDs, err = d.store.UpsertSyncTasks(ctx, changes); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the lease may be gone: publish nothing more
+	}
+	futs := make([]jetstream.PubAckFuture, 0, len(evs))
+	for _, p := range evs {
+		ev := &sfsyncv1.OrderStatusChanged{
+			ShopId: p.row.ShopID, OrderId: p.row.OrderID, OrderHistoryId: p.row.ID, OrderStateId: p.row.StateID,
+			ChangedAt: timestamppb.New(p.row.At), NotBefore: timestamppb.New(p.notBefore),
+			Position: position, Source: "detector", ShopDb: d.shopDB,
+		}
+		if p.mapped {
+			ev.TaskId = taskIDs[p.row.OrderID]
+		}
+		msg, err := d.eventMsg(ev, p.op, d.key+".oh."+strconv.FormatUint(p.row.ID, 10))
+		if err != nil {
+			return err
+		}
+		f, err := d.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publish order %d change %d: %w", p.row.OrderID, p.row.ID, err)
+		}
+		futs = append(futs, f)
+	}
+	if err := awaitAcks(ctx, d.js, futs); err != nil {
+		return err
+	}
+	for _, p := range evs {
+		kind := "unmapped"
+		if p.mapped {
+			kind = "mapped"
+		}
+		d.m.published.WithLabelValues(kind).Inc()
+	}
+	return nil
+}
+
+func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) (*nats.Msg, error) {
+	body, err := protojson.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	msg := nats.NewMsg(broker.OrderStatusSubject(ev.ShopId, ev.OrderId))
+	msg.Data = body
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(ev.ShopId), 10))
+	msg.Header.Set(broker.HeaderOrder, strconv.FormatUint(uint64(ev.OrderId), 10))
+	msg.Header.Set(broker.HeaderState, strconv.FormatUint(uint64(ev.OrderStateId), 10))
+	msg.Header.Set(broker.HeaderOperation, op)
+	return msg, nil
+}
+
+func awaitAcks(ctx context.Context, js jetstream.JetStream, futs []jetstream.PubAckFuture) error {
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish event: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			return errors.New("publish event: no acknowledgement from JetStream within 30s")
+		}
+	}
+	return nil
+}
+
+// observe updates the lag metrics after a poll.
+func (d *Detector) observe(ctx context.Context, cp Checkpoint, rows []historyRow, full bool) {
+	d.m.position.Set(float64(cp.Position))
+	d.m.gapsOpen.Set(float64(cp.gapIDs()))
+	if !full {
+		d.m.lagRows.Set(0)
+		d.m.lagSeconds.Set(0)
+		return
+	}
+	var max uint64
+	if err := d.store.DB().QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_history), 0) FROM "+d.store.T("order_history")).Scan(&max); err == nil && max >= cp.Position {
+		d.m.lagRows.Set(float64(max - cp.Position))
+	}
+	if now, err := d.store.Now(ctx); err == nil && len(rows) > 0 {
+		d.m.lagSeconds.Set(max0(now.Sub(rows[len(rows)-1].At).Seconds()))
+	}
+}
+
+func max0(f float64) float64 {
+	if f < 0 {
+		return 0
+	}
+	return f
+}

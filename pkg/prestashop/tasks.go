@@ -1,0 +1,219 @@
+package prestashop
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TaskChange is a state change that saves an order's SYNC_STATUS task.
+type TaskChange struct {
+	OrderID   uint32
+	HistoryID uint64
+	// UpdateAt is when the update is due (the module's update_at).
+	UpdateAt time.Time
+}
+
+const inChunk = 500
+
+// UpsertSyncTasks saves the SYNC_STATUS task of every order in changes, as
+// the module's hook does: an order with a pending task has its update_at
+// moved to the newest change's, any other order gets a new task. Per order
+// the change with the highest history id wins, and a change older than the
+// one a task already holds is ignored, so replaying the log is harmless. A
+// task that had failed is re-queued: its attempts and failure are cleared.
+// It returns each order's task id.
+func (s *Store) UpsertSyncTasks(ctx context.Context, changes []TaskChange) (map[uint32]uint64, error) {
+	latest := map[uint32]TaskChange{}
+	first := map[uint32]uint64{}
+	for _, c := range changes {
+		if l, ok := latest[c.OrderID]; !ok || c.HistoryID > l.HistoryID {
+			latest[c.OrderID] = c
+		}
+		if f, ok := first[c.OrderID]; !ok || c.HistoryID < f {
+			first[c.OrderID] = c.HistoryID
+		}
+	}
+	ids := make([]uint32, 0, len(latest))
+	for id := range latest {
+		ids = append(ids, id)
+	}
+	out := make(map[uint32]uint64, len(ids))
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("save tasks: %w", err)
+	}
+	defer tx.Rollback()
+	for start := 0; start < len(ids); start += inChunk {
+		chunk := ids[start:min(start+inChunk, len(ids))]
+		if err := s.upsertChunk(ctx, tx, chunk, latest, first, out); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("save tasks: commit: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, orders []uint32, latest map[uint32]TaskChange, first map[uint32]uint64, out map[uint32]uint64) error {
+	t := s.T("shoppingfeed_task_order")
+	existing, err := syncTaskIDs(ctx, tx, t, orders, true)
+	if err != nil {
+		return err
+	}
+	var upd, ins []uint32
+	for _, o := range orders {
+		e, ok := existing[o]
+		switch {
+		case !ok:
+			ins = append(ins, o)
+		case e.last < latest[o].HistoryID:
+			upd = append(upd, o)
+			out[o] = e.id
+		default:
+			out[o] = e.id
+		}
+	}
+	if len(upd) > 0 {
+		var ua, hl strings.Builder
+		args := make([]any, 0, len(upd)*5)
+		for _, o := range upd {
+			ua.WriteString(" WHEN ? THEN ?")
+			args = append(args, existing[o].id, latest[o].UpdateAt)
+		}
+		for _, o := range upd {
+			hl.WriteString(" WHEN ? THEN ?")
+			args = append(args, existing[o].id, latest[o].HistoryID)
+		}
+		in := make([]string, len(upd))
+		for i, o := range upd {
+			in[i] = "?"
+			args = append(args, existing[o].id)
+		}
+		q := "UPDATE " + t + " SET update_at = CASE id_shoppingfeed_task_order" + ua.String() + " END," +
+			" sfsync_history_last = CASE id_shoppingfeed_task_order" + hl.String() + " END," +
+			" sfsync_history_first = COALESCE(sfsync_history_first, sfsync_history_last)," +
+			" date_upd = NOW(), sfsync_progress_at = NOW(), sfsync_attempts = 0," +
+			" sfsync_failed_at = NULL, sfsync_error = NULL, sfsync_reported_at = NULL" +
+			" WHERE id_shoppingfeed_task_order IN (" + strings.Join(in, ",") + ")"
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("save tasks: update: %w", err)
+		}
+	}
+	if len(ins) > 0 {
+		vals := make([]string, len(ins))
+		args := make([]any, 0, len(ins)*4)
+		for i, o := range ins {
+			vals[i] = "('" + ActionSyncStatus + "', ?, ?, NOW(), NOW(), ?, ?, NOW())"
+			args = append(args, o, latest[o].UpdateAt, first[o], latest[o].HistoryID)
+		}
+		q := "INSERT INTO " + t + " (action, id_order, update_at, date_add, date_upd, sfsync_history_first, sfsync_history_last, sfsync_progress_at) VALUES " + strings.Join(vals, ",")
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("save tasks: insert: %w", err)
+		}
+		created, err := syncTaskIDs(ctx, tx, t, ins, false)
+		if err != nil {
+			return err
+		}
+		for o, e := range created {
+			out[o] = e.id
+		}
+	}
+	return nil
+}
+
+type taskRef struct {
+	id   uint64
+	last uint64
+}
+
+// syncTaskIDs returns each order's SYNC_STATUS task (the oldest when a shop
+// has several).
+func syncTaskIDs(ctx context.Context, tx *sql.Tx, table string, orders []uint32, lock bool) (map[uint32]taskRef, error) {
+	args := make([]any, len(orders))
+	for i, o := range orders {
+		args[i] = o
+	}
+	q := "SELECT id_shoppingfeed_task_order, id_order, COALESCE(sfsync_history_last, 0) FROM " + table +
+		" WHERE action = '" + ActionSyncStatus + "' AND id_order IN (?" + strings.Repeat(",?", len(orders)-1) + ") ORDER BY id_shoppingfeed_task_order"
+	if lock {
+		q += " FOR UPDATE"
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("save tasks: read: %w", err)
+	}
+	defer rows.Close()
+	m := map[uint32]taskRef{}
+	for rows.Next() {
+		var id, last uint64
+		var o uint32
+		if err := rows.Scan(&id, &o, &last); err != nil {
+			return nil, fmt.Errorf("save tasks: read: %w", err)
+		}
+		if _, seen := m[o]; !seen {
+			m[o] = taskRef{id: id, last: last}
+		}
+	}
+	return m, rows.Err()
+}
+
+// StuckTask is a task that made no progress for a while: its message was
+// lost, or nobody was there to handle it.
+type StuckTask struct {
+	TaskID    uint64
+	Action    string
+	OrderID   uint32
+	ShopID    uint32
+	BatchID   string
+	Operation string
+	StoreID   string
+	TokenID   uint32
+}
+
+// StuckTasks lists, oldest first, due SYNC_STATUS tasks and unresolved
+// CHECK_TICKET_SYNC_STATUS tasks that are not failed, not claimed, and made
+// no progress for `after`.
+func (s *Store) StuckTasks(ctx context.Context, after time.Duration, limit int) ([]StuckTask, error) {
+	q := `SELECT t.id_shoppingfeed_task_order, t.action, t.id_order, COALESCE(o.id_shop, 0), COALESCE(t.batch_id, ''),
+	        COALESCE(t.sfsync_operation, ''), COALESCE(t.sfsync_store_id, ''), COALESCE(t.sfsync_token_id, 0)
+	      FROM ` + s.T("shoppingfeed_task_order") + ` t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order
+	      WHERE t.sfsync_failed_at IS NULL
+	        AND COALESCE(t.sfsync_progress_at, t.date_upd) < NOW() - INTERVAL ? SECOND
+	        AND (t.sfsync_claim_until IS NULL OR t.sfsync_claim_until < NOW(3))
+	        AND ((t.action = ? AND (t.update_at IS NULL OR t.update_at <= NOW()))
+	          OR (t.action = ? AND t.batch_id IS NOT NULL))
+	      ORDER BY COALESCE(t.sfsync_progress_at, t.date_upd) LIMIT ?`
+	rows, err := s.db.QueryContext(ctx, q, int64(after/time.Second), ActionSyncStatus, ActionCheckTicketStatus, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list stuck tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []StuckTask
+	for rows.Next() {
+		var st StuckTask
+		if err := rows.Scan(&st.TaskID, &st.Action, &st.OrderID, &st.ShopID, &st.BatchID, &st.Operation, &st.StoreID, &st.TokenID); err != nil {
+			return nil, fmt.Errorf("list stuck tasks: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// TouchTasks records progress on tasks (sfsync_progress_at = now).
+func (s *Store) TouchTasks(ctx context.Context, ids []uint64) error {
+	for start := 0; start < len(ids); start += inChunk {
+		chunk := ids[start:min(start+inChunk, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+" SET sfsync_progress_at = NOW() WHERE id_shoppingfeed_task_order IN (?"+strings.Repeat(",?", len(chunk)-1)+")", args...); err != nil {
+			return fmt.Errorf("touch tasks: %w", err)
+		}
+	}
+	return nil
+}
