@@ -102,8 +102,8 @@ const (
 //	               (only when set)
 //	cancel, accept: reason ("" by default)
 //	refund:        refund ({shipping: true, products: []} unless Refund is set)
-//	acknowledge:   status ("success" unless AckStatus is set), storeReference,
-//	               acknowledgedAt (now unless set), message
+//	acknowledge:   status ("success" unless AckStatus is set), storeReference
+//	               (required), acknowledgedAt (now unless set), message
 //	deliver, refuse, unacknowledge: nothing but the order
 type OrderOperation struct {
 	Order OrderRef

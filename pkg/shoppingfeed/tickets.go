@@ -70,7 +70,9 @@ func (p TicketPayload) Matches(ref OrderRef) bool {
 	return ref.Reference != "" && p.Reference == ref.Reference && p.ChannelName == ref.ChannelName
 }
 
-// TicketList is every ticket of a batch.
+// TicketList is every ticket of a batch. An order of the batch without a
+// ticket (say, the list is empty right after the POST) is not known to be
+// done: treat it as pending until the caller's own deadline.
 type TicketList struct {
 	Tickets []Ticket
 	// Processing is the API's meta.processing (or any ticket pending): some
@@ -127,7 +129,12 @@ func (c *Client) BatchTickets(ctx context.Context, token config.Secret, storeID,
 			list.Tickets = append(list.Tickets, t)
 			list.Processing = list.Processing || t.State.Pending()
 		}
-		if len(p.Tickets) == 0 || page >= p.Pages {
+		// Without "pages", a full page means there may be another.
+		more := page < p.Pages
+		if p.Pages == 0 {
+			more = len(p.Tickets) >= c.pageSize
+		}
+		if len(p.Tickets) == 0 || !more {
 			return list, nil
 		}
 	}
