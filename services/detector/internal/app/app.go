@@ -1,4 +1,5 @@
-// Package app wires the detector: configuration, connections, and its loops.
+// Package app wires the detector: configuration, connections, the tail and
+// the sweeper, and the ops server.
 package app
 
 import (
@@ -8,12 +9,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/detector"
 	"github.com/sfsync/sfsync/pkg/service"
 )
 
 // Config is the detector's configuration.
 type Config struct {
 	service.Config
+	Detector detector.Config
 }
 
 // Run runs the detector until ctx ends.
@@ -23,13 +26,25 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := cfg.Detector.Validate(); err != nil {
+		return err
+	}
 	log.Info("starting", "service", "detector", "config", cfg)
 	deps, err := service.Open(ctx, "detector", cfg.Config, log, service.Options{})
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
+	det, err := detector.New(ctx, cfg.Detector, detector.Deps{
+		Store: deps.Store, NC: deps.NC, Log: log, Registry: deps.Ops.Registry(),
+		Instance: deps.Instance, LeaseTTL: cfg.LeaseTTL,
+	})
+	if err != nil {
+		return err
+	}
+	deps.Ops.AddInfo("role", func() any { return det.Role() })
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return deps.Ops.Run(ctx, cfg.HTTPAddr) })
+	g.Go(func() error { return det.Run(ctx) })
 	return g.Wait()
 }
