@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // env is a shop database with a Shopping Feed shop, and a broker.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	db    *testenv.DB
 	store *prestashop.Store
 	fx    *shopfixture.Fixture
@@ -41,7 +41,7 @@ type env struct {
 
 const leaseTTL = 2 * time.Second
 
-func newEnv(t *testing.T, brokers ...func(testing.TB) *testenv.Broker) *env {
+func newEnv(t testing.TB, brokers ...func(testing.TB) *testenv.Broker) *env {
 	t.Helper()
 	start := testenv.NATS
 	if len(brokers) > 0 {
@@ -197,7 +197,7 @@ func (e *env) change(order, state uint32) uint64 {
 	return h
 }
 
-func historyDate(t *testing.T, db *sql.DB, id uint64) time.Time {
+func historyDate(t testing.TB, db *sql.DB, id uint64) time.Time {
 	t.Helper()
 	var at time.Time
 	if err := db.QueryRow("SELECT date_add FROM ps_order_history WHERE id_order_history = ?", id).Scan(&at); err != nil {
@@ -267,7 +267,7 @@ func TestChangesBecomeTasksAndEvents(t *testing.T) {
 	}
 }
 
-func metric(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+func metric(t testing.TB, reg *prometheus.Registry, name string) prometheus.Collector {
 	t.Helper()
 	return collectorFunc(func() float64 {
 		mfs, err := reg.Gather()

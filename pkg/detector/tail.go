@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sfsync/sfsync/pkg/broker"
@@ -29,51 +28,83 @@ type historyRow struct {
 	SF      bool
 }
 
-// tail polls order_history while the lease is held.
+// tail polls order_history while the lease is held. Batches are pipelined:
+// while JetStream acknowledges one batch's events, the next batch is read,
+// its tasks saved and its events sent. The checkpoint of a batch is saved
+// only once every event of that batch and of all batches before it is
+// acknowledged; after any failure reading resumes from the saved checkpoint
+// (saving tasks and publishing again are idempotent).
 func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
-	cp, err := d.initialCheckpoint(ctx, cps)
+	saved, err := d.initialCheckpoint(ctx, cps)
 	if err != nil {
 		return err
 	}
-	d.log.Info("detector resumes", "position", cp.Position, "gaps", len(cp.Gaps))
+	d.log.Info("detector resumes", "position", saved.Position, "gaps", len(saved.Gaps))
+	read := saved // the reader's position: saved, or ahead of it by the batch in flight
+	var inflight *batch
+	flush := func() error {
+		if inflight == nil {
+			return nil
+		}
+		b := inflight
+		inflight = nil
+		if err := d.commit(ctx, cps, saved, b); err != nil {
+			return err
+		}
+		saved = b.cp
+		return nil
+	}
 	failures := 0
 	lastPeek := time.Now()
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
-		next, full, err := d.poll(ctx, cps, cp)
+		b, err := d.prepare(ctx, read)
+		if err == nil {
+			err = flush()
+		} else if ferr := flush(); ferr != nil {
+			err = ferr
+		}
+		if err == nil {
+			inflight, read = b, b.cp
+			if !b.full {
+				err = flush()
+			}
+		}
 		switch {
 		case errors.Is(err, errCheckpointMoved):
-			if cp, err = d.reload(ctx, cps); err != nil {
+			inflight = nil
+			if saved, err = d.reload(ctx, cps); err != nil {
 				return err
 			}
+			read = saved
 			continue
 		case err != nil:
+			inflight, read = nil, saved
 			if ctx.Err() != nil {
 				return nil
 			}
 			failures++
 			wait := min(time.Duration(1<<min(failures, 6))*100*time.Millisecond, 5*time.Second)
-			d.log.Warn("detector poll failed, retrying", "err", err, "retry_in", wait)
+			d.log.Warn("detector poll failed, retrying from the checkpoint", "err", err, "position", saved.Position, "retry_in", wait)
 			if !sleep(ctx, wait) {
 				return nil
 			}
 			continue
 		}
 		failures = 0
-		idle := next.Position == cp.Position && len(next.Gaps) == 0 && len(cp.Gaps) == 0
-		cp = next
-		if full {
+		if b.full {
 			continue
 		}
-		if idle && time.Since(lastPeek) > time.Second {
+		if b.idle && time.Since(lastPeek) > time.Second {
 			// A replay moves the checkpoint while we are idle.
 			lastPeek = time.Now()
 			if moved, err := d.checkpointMoved(ctx, cps); err == nil && moved {
-				if cp, err = d.reload(ctx, cps); err != nil {
+				if saved, err = d.reload(ctx, cps); err != nil {
 					return err
 				}
+				read = saved
 				continue
 			}
 		}
@@ -81,6 +112,38 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 			return nil
 		}
 	}
+}
+
+// batch is one poll's work: the checkpoint it leads to and the events
+// JetStream has yet to acknowledge.
+type batch struct {
+	cp   Checkpoint
+	full bool
+	idle bool
+	rows []historyRow
+	evs  []pending
+	futs []jetstream.PubAckFuture
+}
+
+// commit waits for a batch's acknowledgements and saves its checkpoint.
+func (d *Detector) commit(ctx context.Context, cps *checkpoints, saved Checkpoint, b *batch) error {
+	if err := awaitAcks(ctx, b.futs); err != nil {
+		return err
+	}
+	for _, p := range b.evs {
+		kind := "unmapped"
+		if p.mapped {
+			kind = "mapped"
+		}
+		d.m.published.WithLabelValues(kind).Inc()
+	}
+	if b.cp.Position != saved.Position || !sameGaps(b.cp.Gaps, saved.Gaps) {
+		if err := cps.save(ctx, b.cp); err != nil {
+			return err
+		}
+	}
+	d.observe(ctx, b.cp, b.rows, b.full)
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -167,20 +230,20 @@ func StartPosition(ctx context.Context, store *prestashop.Store, s Start) (uint6
 	return pos, nil
 }
 
-// poll reads once: re-checks the gaps, reads new rows, handles them, and
-// saves the checkpoint. full reports a full batch (more rows waiting).
-func (d *Detector) poll(ctx context.Context, cps *checkpoints, cp Checkpoint) (Checkpoint, bool, error) {
+// prepare reads once from the reader's checkpoint cp: re-checks the gaps,
+// reads new rows, saves their tasks and sends their events.
+func (d *Detector) prepare(ctx context.Context, cp Checkpoint) (*batch, error) {
 	now := time.Now().UTC()
 	var found []historyRow
 	var err error
 	if len(cp.Gaps) > 0 {
 		if found, err = d.readGapRows(ctx, cp.Gaps); err != nil {
-			return cp, false, err
+			return nil, err
 		}
 	}
 	rows, err := d.readRows(ctx, cp.Position, d.cfg.BatchSize)
 	if err != nil {
-		return cp, false, err
+		return nil, err
 	}
 	full := len(rows) == d.cfg.BatchSize
 
@@ -195,7 +258,7 @@ func (d *Detector) poll(ctx context.Context, cps *checkpoints, cp Checkpoint) (C
 		for _, piece := range splitGap(g, foundIDs) {
 			closed, how, err := d.gapClosed(ctx, piece, now, &probes)
 			if err != nil {
-				return cp, false, err
+				return nil, err
 			}
 			if closed {
 				d.m.gapsClosed.WithLabelValues(how).Add(float64(piece.size()))
@@ -221,20 +284,13 @@ func (d *Detector) poll(ctx context.Context, cps *checkpoints, cp Checkpoint) (C
 	}
 	all := append(found, rows...)
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	if err := d.handle(ctx, all, next.Position); err != nil {
-		return cp, false, err
+	b := &batch{cp: next, full: full, rows: rows}
+	b.idle = len(all) == 0 && len(cp.Gaps) == 0 && len(next.Gaps) == 0
+	if b.evs, b.futs, err = d.handle(ctx, all, next.Position); err != nil {
+		return nil, err
 	}
 	d.m.rowsRead.Add(float64(len(all)))
-	changed := next.Position != cp.Position || !sameGaps(next.Gaps, cp.Gaps)
-	if changed {
-		if err := cps.save(ctx, next); err != nil {
-			return cp, false, err
-		}
-	} else {
-		next = cp
-	}
-	d.observe(ctx, next, rows, full)
-	return next, full, nil
+	return b, nil
 }
 
 // maxProbesPerPoll bounds the locking probes of one poll; other gaps wait
@@ -361,11 +417,11 @@ type pending struct {
 }
 
 // handle saves the tasks of mapped changes, then publishes every change of
-// a Shopping Feed order of a shop that syncs, and waits for JetStream to
-// acknowledge them all.
-func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint64) error {
+// a Shopping Feed order of a shop that syncs; the caller awaits the
+// acknowledgements.
+func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint64) ([]pending, []jetstream.PubAckFuture, error) {
 	if len(rows) == 0 {
-		return nil
+		return nil, nil, nil
 	}
 	evs := make([]pending, 0, len(rows))
 	var changes []prestashop.TaskChange
@@ -375,7 +431,7 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 		}
 		sh, err := d.shops.get(ctx, r.ShopID)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if !sh.syncs() {
 			continue
@@ -401,11 +457,11 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 	if len(changes) > 0 {
 		var err error
 		if taskIDs, err = d.store.UpsertSyncTasks(ctx, changes); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if ctx.Err() != nil {
-		return ctx.Err() // the lease may be gone: publish nothing more
+		return nil, nil, ctx.Err() // the lease may be gone: publish nothing more
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(evs))
 	for _, p := range evs {
@@ -419,34 +475,20 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 		}
 		msg, err := d.eventMsg(ev, p.op, d.key+".oh."+strconv.FormatUint(p.row.ID, 10))
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		f, err := d.js.PublishMsgAsync(msg)
 		if err != nil {
-			return fmt.Errorf("publish order %d change %d: %w", p.row.OrderID, p.row.ID, err)
+			return nil, nil, fmt.Errorf("publish order %d change %d: %w", p.row.OrderID, p.row.ID, err)
 		}
 		futs = append(futs, f)
 	}
-	if err := awaitAcks(ctx, d.js, futs); err != nil {
-		return err
-	}
-	for _, p := range evs {
-		kind := "unmapped"
-		if p.mapped {
-			kind = "mapped"
-		}
-		d.m.published.WithLabelValues(kind).Inc()
-	}
-	return nil
+	return evs, futs, nil
 }
 
 func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) (*nats.Msg, error) {
-	body, err := protojson.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
 	msg := nats.NewMsg(broker.OrderStatusSubject(ev.ShopId, ev.OrderId))
-	msg.Data = body
+	msg.Data = encodeEvent(ev)
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(ev.ShopId), 10))
 	msg.Header.Set(broker.HeaderOrder, strconv.FormatUint(uint64(ev.OrderId), 10))
@@ -455,7 +497,7 @@ func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) (
 	return msg, nil
 }
 
-func awaitAcks(ctx context.Context, js jetstream.JetStream, futs []jetstream.PubAckFuture) error {
+func awaitAcks(ctx context.Context, futs []jetstream.PubAckFuture) error {
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
 	for _, f := range futs {

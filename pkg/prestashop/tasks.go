@@ -78,27 +78,21 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, orders []uint32, la
 		}
 	}
 	if len(upd) > 0 {
-		var ua, hl strings.Builder
-		args := make([]any, 0, len(upd)*5)
-		for _, o := range upd {
-			ua.WriteString(" WHEN ? THEN ?")
-			args = append(args, existing[o].id, latest[o].UpdateAt)
-		}
-		for _, o := range upd {
-			hl.WriteString(" WHEN ? THEN ?")
-			args = append(args, existing[o].id, latest[o].HistoryID)
-		}
-		in := make([]string, len(upd))
+		// An upsert on the primary key updates them all in one statement,
+		// linear in the rows (a CASE with one WHEN per row is quadratic).
+		// VALUES() works on MySQL 5.7 and 8 and on MariaDB.
+		vals := make([]string, len(upd))
+		args := make([]any, 0, len(upd)*4)
 		for i, o := range upd {
-			in[i] = "?"
-			args = append(args, existing[o].id)
+			vals[i] = "(?, '" + ActionSyncStatus + "', ?, ?, NOW(), NOW(), ?)"
+			args = append(args, existing[o].id, o, latest[o].UpdateAt, latest[o].HistoryID)
 		}
-		q := "UPDATE " + t + " SET update_at = CASE id_shoppingfeed_task_order" + ua.String() + " END," +
-			" sfsync_history_last = CASE id_shoppingfeed_task_order" + hl.String() + " END," +
+		q := "INSERT INTO " + t + " (id_shoppingfeed_task_order, action, id_order, update_at, date_add, date_upd, sfsync_history_last) VALUES " +
+			strings.Join(vals, ",") + " ON DUPLICATE KEY UPDATE update_at = VALUES(update_at)," +
 			" sfsync_history_first = COALESCE(sfsync_history_first, sfsync_history_last)," +
+			" sfsync_history_last = VALUES(sfsync_history_last)," +
 			" date_upd = NOW(), sfsync_progress_at = NOW(), sfsync_attempts = 0," +
-			" sfsync_failed_at = NULL, sfsync_error = NULL, sfsync_reported_at = NULL" +
-			" WHERE id_shoppingfeed_task_order IN (" + strings.Join(in, ",") + ")"
+			" sfsync_failed_at = NULL, sfsync_error = NULL, sfsync_reported_at = NULL"
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("save tasks: update: %w", err)
 		}

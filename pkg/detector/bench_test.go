@@ -1,0 +1,155 @@
+package detector_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/shopfixture"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// bulkOrders creates n Shopping Feed orders of shop 1 with plain multi-row
+// inserts (the fixture's one-by-one path is too slow for a million rows).
+func (e *env) bulkOrders(b testing.TB, n int) (first uint32) {
+	b.Helper()
+	db := e.db.DB
+	var max uint32
+	_ = db.QueryRow("SELECT COALESCE(MAX(id_order), 0) FROM ps_orders").Scan(&max)
+	first = max + 1
+	for start := 0; start < n; start += 2000 {
+		cnt := min(2000, n-start)
+		var o, sf []string
+		for i := 0; i < cnt; i++ {
+			id := int(first) + start + i
+			o = append(o, fmt.Sprintf("(%d, 'R%d', 1, 1, %d, 1, 1, 1, 1, 1, 1, 2, 'sfpayment', 'sfpayment', 1, NOW(), NOW())", id, id, e.shop.CarrierID))
+			sf = append(sf, fmt.Sprintf("('%d', 'MP%d', 'amazon', %d, %d, NOW(), NOW())", 100000+id, id, id, e.shop.TokenID))
+		}
+		if _, err := db.Exec(`INSERT INTO ps_orders (id_order, reference, id_shop_group, id_shop, id_carrier, id_lang, id_customer, id_cart, id_currency,
+			id_address_delivery, id_address_invoice, current_state, payment, module, valid, date_add, date_upd) VALUES ` + strings.Join(o, ",")); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO ps_shoppingfeed_order (id_internal_shoppingfeed, id_order_marketplace, name_marketplace, id_order,
+			id_shoppingfeed_token, date_add, date_upd) VALUES ` + strings.Join(sf, ",")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return first
+}
+
+// BenchmarkCatchUp measures how fast a detector that starts from the
+// beginning publishes a backlog of BENCH_ROWS (default 1,000,000) history
+// rows: a merchant's year, or a replay. States cycle through payment
+// accepted, processing, shipped, delivered and canceled over 20,000 orders.
+func BenchmarkCatchUp(b *testing.B) {
+	rows := envInt("BENCH_ROWS", 1_000_000)
+	e := newEnv(b)
+	const orders = 20_000
+	first := e.bulkOrders(b, orders)
+	states := []uint32{shopfixture.StatePaymentAccepted, shopfixture.StateProcessing, shopfixture.StateShipped, shopfixture.StateDelivered, shopfixture.StateCanceled}
+	loadStart := time.Now()
+	for start := 0; start < rows; start += 5000 {
+		cnt := min(5000, rows-start)
+		vals := make([]string, cnt)
+		for i := range vals {
+			n := start + i
+			vals[i] = fmt.Sprintf("(0, %d, %d, NOW())", int(first)+n%orders, states[n%len(states)])
+		}
+		if _, err := e.db.DB.Exec("INSERT INTO ps_order_history (id_employee, id_order, id_order_state, date_add) VALUES " + strings.Join(vals, ",")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var maxID uint64
+	_ = e.db.DB.QueryRow("SELECT MAX(id_order_history) FROM ps_order_history").Scan(&maxID)
+	b.Logf("loaded %d history rows in %s", rows, time.Since(loadStart).Round(time.Millisecond))
+
+	cfg := testConfig()
+	cfg.StartFrom = "beginning"
+	cfg.BatchSize = 5000
+	b.ResetTimer()
+	began := time.Now()
+	r := e.start(cfg, "bench")
+	pos := metric(b, r.reg, "sfsync_detector_position")
+	for testutil.ToFloat64(pos) < float64(maxID) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(began)
+	b.StopTimer()
+	r.stop()
+	ctx := context.Background()
+	s, _ := e.js.Stream(ctx, broker.OrdersStream)
+	info, _ := s.Info(ctx)
+	if int(info.State.Msgs) != rows {
+		b.Fatalf("%d events in the stream for %d rows", info.State.Msgs, rows)
+	}
+	b.ReportMetric(float64(rows)/took.Seconds(), "rows/s")
+	b.ReportMetric(took.Seconds(), "s_total")
+}
+
+// BenchmarkDetectionLatency changes order states at 20 per second for
+// BENCH_SECONDS (default 15) and measures, for each change, the time from
+// its commit to the event being stored in JetStream (the stream's own
+// timestamp), with POLL_INTERVAL 200ms as in production.
+func BenchmarkDetectionLatency(b *testing.B) {
+	seconds := envInt("BENCH_SECONDS", 15)
+	e := newEnv(b)
+	ctx := context.Background()
+	orders := make([]uint32, 50)
+	for i := range orders {
+		orders[i] = e.order()
+	}
+	cfg := testConfig()
+	cfg.PollInterval = 200 * time.Millisecond
+	r := e.start(cfg, "bench")
+	e.waitLeader(r)
+	time.Sleep(500 * time.Millisecond)
+	committed := map[uint64]time.Time{}
+	b.ResetTimer()
+	tick := time.NewTicker(50 * time.Millisecond)
+	for i := 0; i < 20*seconds; i++ {
+		<-tick.C
+		h, err := e.fx.ChangeState(ctx, orders[i%len(orders)], []uint32{shopfixture.StateShipped, shopfixture.StateCanceled, shopfixture.StateProcessing}[i%3])
+		if err != nil {
+			b.Fatal(err)
+		}
+		committed[h] = time.Now()
+	}
+	tick.Stop()
+	time.Sleep(time.Second)
+	b.StopTimer()
+	s, _ := e.js.Stream(ctx, broker.OrdersStream)
+	info, _ := s.Info(ctx)
+	var lat []time.Duration
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		h, _ := strconv.ParseUint(m.Header.Get("Nats-Msg-Id")[strings.LastIndex(m.Header.Get("Nats-Msg-Id"), ".")+1:], 10, 64)
+		if c, ok := committed[h]; ok {
+			lat = append(lat, m.Time.Sub(c))
+		}
+	}
+	if len(lat) != len(committed) {
+		b.Fatalf("%d events for %d changes", len(lat), len(committed))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
+	b.ReportMetric(float64(p(0.50).Microseconds())/1000, "p50_ms")
+	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99_ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max_ms")
+}
