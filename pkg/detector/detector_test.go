@@ -133,7 +133,7 @@ func (e *env) events() []*sfsyncv1.OrderStatusChanged {
 		if err != nil {
 			continue
 		}
-		if !strings.HasPrefix(m.Subject, "sfsync.order.status.") {
+		if !strings.HasPrefix(m.Subject, "sfsync.order.status.") && !strings.HasPrefix(m.Subject, "sfsync.order.wait.") {
 			continue
 		}
 		var ev sfsyncv1.OrderStatusChanged
@@ -247,6 +247,11 @@ func TestChangesBecomeTasksAndEvents(t *testing.T) {
 			at := historyDate(t, e.db.DB, hShip)
 			if got := ts[0].updateAt.Sub(at); got != 5*time.Minute {
 				t.Fatalf("shipment due %s after the change, want 5m", got)
+			}
+			if s, _ := e.js.Stream(ctx, broker.OrdersStream); s != nil {
+				if m, err := s.GetLastMsgForSubject(ctx, broker.OrderWaitSubject(1, shipped)); err != nil || m.Header.Get("Sfsync-Operation") != "ship" {
+					t.Fatalf("the delayed shipment is not on the wait subject: %v", err)
+				}
 			}
 			if ev := byHistory[hShip]; ev.TaskId != ts[0].id || ev.NotBefore.AsTime().Sub(ev.ChangedAt.AsTime()) != 5*time.Minute || ev.ShopId != 1 {
 				t.Fatalf("shipped event %v", ev)

@@ -77,7 +77,9 @@ func (c *shopCache) load(ctx context.Context, id uint32) (*shop, error) {
 		sh.delay = time.Duration(st.TimeShiftMinutes) * time.Minute
 	}
 	if d.cfg.ShippedDelay != nil {
-		sh.delay = *d.cfg.ShippedDelay
+		// update_at is a DATETIME: whole seconds. Round up, so that a
+		// sub-second delay is not truncated to none.
+		sh.delay = (*d.cfg.ShippedDelay + time.Second - 1).Truncate(time.Second)
 	}
 	if sh.block, err = d.store.SyncBlocked(ctx, id); err != nil {
 		return nil, err

@@ -486,8 +486,15 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 	return evs, futs, nil
 }
 
+// eventMsg builds an event's message. A change whose update waits (a
+// shipment and its delay) goes straight to the wait subject, so that
+// waiting updates never stand in the due lane ahead of urgent ones.
 func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) (*nats.Msg, error) {
-	msg := nats.NewMsg(broker.OrderStatusSubject(ev.ShopId, ev.OrderId))
+	subject := broker.OrderStatusSubject(ev.ShopId, ev.OrderId)
+	if ev.NotBefore != nil && ev.ChangedAt != nil && ev.NotBefore.AsTime().After(ev.ChangedAt.AsTime()) {
+		subject = broker.OrderWaitSubject(ev.ShopId, ev.OrderId)
+	}
+	msg := nats.NewMsg(subject)
 	msg.Data = encodeEvent(ev)
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(ev.ShopId), 10))

@@ -1,0 +1,256 @@
+package prestashop
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SyncTask is an order's pending SYNC_STATUS task as the sender sees it.
+type SyncTask struct {
+	ID        uint64
+	OrderID   uint32
+	UpdateAt  time.Time
+	DateAdd   time.Time
+	First     uint64 // sfsync_history_first
+	Last      uint64 // sfsync_history_last: the change the task holds
+	Attempts  int
+	Failed    bool
+	ClaimedBy string
+	// ClaimUntil is when another sender's claim lapses (zero: unclaimed).
+	ClaimUntil time.Time
+	// Now is the database clock when the task was read.
+	Now time.Time
+}
+
+// Due reports whether the task's update is due.
+func (t SyncTask) Due() bool { return !t.UpdateAt.After(t.Now) }
+
+// Claimed reports whether another sender holds the task now.
+func (t SyncTask) Claimed() bool { return t.ClaimedBy != "" && t.ClaimUntil.After(t.Now) }
+
+// SyncTask reads an order's SYNC_STATUS task (the oldest if there are
+// several); ErrNotFound when there is none.
+func (s *Store) SyncTask(ctx context.Context, orderID uint32) (SyncTask, error) {
+	var t SyncTask
+	var upd sql.NullTime
+	var failed sql.NullTime
+	var owner sql.NullString
+	var until sql.NullTime
+	err := s.db.QueryRowContext(ctx, `SELECT id_shoppingfeed_task_order, id_order, update_at, date_add,
+	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, sfsync_failed_at,
+	        sfsync_claim_owner, sfsync_claim_until, NOW(3)
+	      FROM `+s.T("shoppingfeed_task_order")+` WHERE action = ? AND id_order = ? ORDER BY id_shoppingfeed_task_order LIMIT 1`,
+		ActionSyncStatus, orderID).
+		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &failed, &owner, &until, &t.Now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SyncTask{}, fmt.Errorf("sync task of order %d: %w", orderID, ErrNotFound)
+	}
+	if err != nil {
+		return SyncTask{}, fmt.Errorf("read sync task of order %d: %w", orderID, err)
+	}
+	t.UpdateAt = t.DateAdd
+	if upd.Valid {
+		t.UpdateAt = upd.Time
+	}
+	t.Failed, t.ClaimedBy = failed.Valid, owner.String
+	if until.Valid {
+		t.ClaimUntil = until.Time
+	}
+	return t, nil
+}
+
+// ClaimTask claims a due, unfailed, unclaimed SYNC_STATUS task for owner
+// for ttl, so that no other sender handles it meanwhile (an owner's own
+// live claim is not taken twice either). It returns the claimed task
+// (with the change it holds now), or ok false when the task is claimed by
+// another, no longer due, failed or gone.
+func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl time.Duration) (SyncTask, bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE `+s.T("shoppingfeed_task_order")+`
+	      SET sfsync_claim_owner = ?, sfsync_claim_until = NOW(3) + INTERVAL ? MICROSECOND
+	      WHERE id_shoppingfeed_task_order = ? AND action = ? AND sfsync_failed_at IS NULL
+	        AND (update_at IS NULL OR update_at <= NOW())
+	        AND (sfsync_claim_until IS NULL OR sfsync_claim_until < NOW(3))`,
+		owner, ttl.Microseconds(), taskID, ActionSyncStatus)
+	if err != nil {
+		return SyncTask{}, false, fmt.Errorf("claim task %d: %w", taskID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return SyncTask{}, false, nil
+	}
+	var t SyncTask
+	var upd sql.NullTime
+	err = s.db.QueryRowContext(ctx, `SELECT id_shoppingfeed_task_order, id_order, update_at, date_add,
+	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, NOW(3)
+	      FROM `+s.T("shoppingfeed_task_order")+` WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?`, taskID, owner).
+		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &t.Now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SyncTask{}, false, nil
+	}
+	if err != nil {
+		return SyncTask{}, false, fmt.Errorf("read claimed task %d: %w", taskID, err)
+	}
+	t.UpdateAt = t.DateAdd
+	if upd.Valid {
+		t.UpdateAt = upd.Time
+	}
+	t.ClaimedBy = owner
+	return t, true, nil
+}
+
+// ReleaseTask gives a claimed task back, recording progress (so the sweeper
+// leaves it alone) and, when note is set, the last error.
+func (s *Store) ReleaseTask(ctx context.Context, taskID uint64, owner, note string) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
+		" SET sfsync_claim_owner = NULL, sfsync_claim_until = NULL, sfsync_progress_at = NOW(), sfsync_error = COALESCE(NULLIF(?, ''), sfsync_error)"+
+		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", note, taskID, owner)
+	if err != nil {
+		return fmt.Errorf("release task %d: %w", taskID, err)
+	}
+	return nil
+}
+
+// CountAttempt records a failed send attempt on a claimed task and gives
+// it back; it returns the attempts made so far.
+func (s *Store) CountAttempt(ctx context.Context, taskID uint64, owner, errMsg string) (int, error) {
+	if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
+		" SET sfsync_attempts = sfsync_attempts + 1, sfsync_error = ?, sfsync_progress_at = NOW(), sfsync_claim_owner = NULL, sfsync_claim_until = NULL"+
+		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", truncate(errMsg, 2000), taskID, owner); err != nil {
+		return 0, fmt.Errorf("count attempt of task %d: %w", taskID, err)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT sfsync_attempts FROM "+s.T("shoppingfeed_task_order")+" WHERE id_shoppingfeed_task_order = ?", taskID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count attempt of task %d: %w", taskID, err)
+	}
+	return n, nil
+}
+
+// FailTask marks a claimed task failed with the reason, for the report.
+// It stays in the table until the merchant's next change (or sfsync retry)
+// re-queues it.
+func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, reason string) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
+		" SET sfsync_failed_at = NOW(), sfsync_error = ?, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
+		" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?",
+		truncate(reason, 2000), taskID, owner)
+	if err != nil {
+		return fmt.Errorf("fail task %d: %w", taskID, err)
+	}
+	return nil
+}
+
+// DropTask deletes a claimed task whose order's current state needs no
+// update, unless a newer change reached it since it was claimed (last).
+// It reports whether the task was deleted.
+func (s *Store) DropTask(ctx context.Context, taskID uint64, owner string, last uint64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM "+s.T("shoppingfeed_task_order")+
+		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?", taskID, owner, last)
+	if err != nil {
+		return false, fmt.Errorf("drop task %d: %w", taskID, err)
+	}
+	n, _ := res.RowsAffected()
+	if n == 0 {
+		return false, s.ReleaseTask(ctx, taskID, owner, "")
+	}
+	return true, nil
+}
+
+// SentTask is a claimed task whose operation Shopping Feed accepted.
+type SentTask struct {
+	TaskID  uint64
+	OrderID uint32
+	// Last is the change the task held when claimed.
+	Last uint64
+}
+
+// RecordSent moves the sent tasks to CHECK_TICKET_SYNC_STATUS with the
+// batch id, as the module does, in one transaction. A task that a newer
+// change reached since it was claimed stays SYNC_STATUS (and due, so the
+// newer change is sent next); the batch is then recorded on a new
+// CHECK_TICKET_SYNC_STATUS row of its own, so its ticket is followed too.
+func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, storeID string, tokenID uint32, tasks []SentTask) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record batch %s: %w", batchID, err)
+	}
+	defer tx.Rollback()
+	t := s.T("shoppingfeed_task_order")
+	var tok any
+	if tokenID != 0 {
+		tok = tokenID
+	}
+	var moved []SentTask
+	for _, st := range tasks {
+		res, err := tx.ExecContext(ctx, "UPDATE "+t+" SET action = ?, batch_id = ?, ticket_number = NULL, sfsync_operation = ?, sfsync_store_id = ?,"+
+			" sfsync_token_id = ?, sfsync_attempts = 0, sfsync_error = NULL, sfsync_progress_at = NOW(), date_upd = NOW(),"+
+			" sfsync_claim_owner = NULL, sfsync_claim_until = NULL"+
+			" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?",
+			ActionCheckTicketStatus, batchID, operation, storeID, tok, st.TaskID, owner, st.Last)
+		if err != nil {
+			return fmt.Errorf("record batch %s: %w", batchID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			moved = append(moved, st)
+		}
+	}
+	if len(moved) > 0 {
+		vals := make([]string, len(moved))
+		args := make([]any, 0, 8*len(moved))
+		for i, st := range moved {
+			vals[i] = "(?, ?, NULL, ?, NULL, NOW(), NOW(), ?, ?, ?, ?, ?, NOW())"
+			args = append(args, ActionCheckTicketStatus, st.OrderID, batchID, st.Last, st.Last, operation, storeID, tok)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+t+" (action, id_order, ticket_number, batch_id, update_at, date_add, date_upd,"+
+			" sfsync_history_first, sfsync_history_last, sfsync_operation, sfsync_store_id, sfsync_token_id, sfsync_progress_at) VALUES "+strings.Join(vals, ","), args...); err != nil {
+			return fmt.Errorf("record batch %s: %w", batchID, err)
+		}
+		for _, st := range moved {
+			if _, err := tx.ExecContext(ctx, "UPDATE "+t+" SET sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", st.TaskID, owner); err != nil {
+				return fmt.Errorf("record batch %s: %w", batchID, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record batch %s: %w", batchID, err)
+	}
+	return nil
+}
+
+// ReachedSince reports whether the order entered one of states in a change
+// at or after history id from.
+func (s *Store) ReachedSince(ctx context.Context, orderID uint32, from uint64, states []uint32) (bool, error) {
+	if len(states) == 0 {
+		return false, nil
+	}
+	args := []any{orderID, from}
+	for _, st := range states {
+		args = append(args, st)
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+s.T("order_history")+
+		" WHERE id_order = ? AND id_order_history >= ? AND id_order_state IN (?"+strings.Repeat(",?", len(states)-1)+")", args...).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read history of order %d: %w", orderID, err)
+	}
+	return n > 0, nil
+}
+
+// RenewClaims extends owner's claims on tasks still in its hands.
+func (s *Store) RenewClaims(ctx context.Context, ids []uint64, owner string, ttl time.Duration) error {
+	for start := 0; start < len(ids); start += inChunk {
+		chunk := ids[start:min(start+inChunk, len(ids))]
+		args := []any{ttl.Microseconds()}
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		args = append(args, owner)
+		if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+" SET sfsync_claim_until = NOW(3) + INTERVAL ? MICROSECOND"+
+			" WHERE id_shoppingfeed_task_order IN (?"+strings.Repeat(",?", len(chunk)-1)+") AND sfsync_claim_owner = ?", args...); err != nil {
+			return fmt.Errorf("renew claims: %w", err)
+		}
+	}
+	return nil
+}

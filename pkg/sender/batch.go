@@ -1,0 +1,227 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
+)
+
+type group struct {
+	items []*item
+	first time.Time
+}
+
+// batcher gathers prepared items per token, store and operation. A group
+// is sent as soon as it is full; otherwise, in realtime mode, once its
+// oldest item has lingered BATCH_LINGER, and in batch mode every
+// BATCH_INTERVAL.
+func (s *Sender) batcher(ctx context.Context) error {
+	groups := map[groupKey]*group{}
+	tickEvery := s.cfg.Linger / 4
+	if s.cfg.Mode == ModeBatch {
+		tickEvery = min(s.cfg.Interval/10, time.Second)
+	}
+	tick := time.NewTicker(max(tickEvery, 5*time.Millisecond))
+	defer tick.Stop()
+	lastRound := time.Now()
+	flush := func(k groupKey, g *group) {
+		delete(groups, k)
+		items := g.items
+		for len(items) > 0 {
+			n := min(len(items), max(items[0].size, 1))
+			chunk := items[:n]
+			items = items[n:]
+			s.sends.Add(1)
+			go func() {
+				defer s.sends.Done()
+				s.sem <- struct{}{}
+				defer func() { <-s.sem }()
+				s.send(context.WithoutCancel(ctx), k, chunk)
+			}()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			// Shutdown: what was gathered goes back to the broker.
+			for k, g := range groups {
+				delete(groups, k)
+				for _, it := range g.items {
+					s.hold(context.WithoutCancel(ctx), it, 0, "shutdown", "")
+				}
+			}
+			return nil
+		case it := <-s.items:
+			k := it.key()
+			g, ok := groups[k]
+			if !ok {
+				g = &group{first: time.Now()}
+				groups[k] = g
+			}
+			g.items = append(g.items, it)
+			if len(g.items) >= max(it.size, 1) {
+				flush(k, g)
+			}
+		case <-tick.C:
+			if s.cfg.Mode == ModeBatch {
+				if time.Since(lastRound) >= s.cfg.Interval {
+					lastRound = time.Now()
+					for k, g := range groups {
+						flush(k, g)
+					}
+				}
+				continue
+			}
+			for k, g := range groups {
+				if time.Since(g.first) >= s.cfg.Linger {
+					flush(k, g)
+				}
+			}
+		}
+	}
+}
+
+// send posts one batch and settles every item in it.
+func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
+	entries := make([]shoppingfeed.OrderOperation, len(items))
+	for i, it := range items {
+		entries[i] = it.entry
+	}
+	op := shoppingfeed.Operation(k.op)
+	now := time.Now()
+	for _, it := range items {
+		s.m.dueLag.Observe(max(it.task.Now.Sub(it.task.UpdateAt)+now.Sub(it.received), 0).Seconds())
+		if it.ev.ChangedAt != nil && it.task.UpdateAt.Equal(it.ev.ChangedAt.AsTime()) {
+			s.m.commitLag.Observe(max(it.task.Now.Sub(it.ev.ChangedAt.AsTime())+now.Sub(it.received), 0).Seconds())
+		}
+	}
+	b, err := s.client.Operate(ctx, items[0].tok.secret, k.storeID, op, entries)
+	switch {
+	case err == nil:
+		s.m.calls.WithLabelValues(string(op), "accepted").Inc()
+		s.m.batchSize.Observe(float64(len(items)))
+		s.m.sent.WithLabelValues(string(op)).Add(float64(len(items)))
+		s.accepted(ctx, k, b.ID, items)
+	case errors.Is(err, shoppingfeed.ErrTokenRejected):
+		s.m.calls.WithLabelValues(string(op), "token_rejected").Inc()
+		s.m.errors.WithLabelValues("token_rejected").Inc()
+		s.reportOnce(ctx, "rejected:"+k.storeID+":"+strconv.FormatUint(uint64(k.tokenID), 10), 0,
+			fmt.Sprintf("Shopping Feed rejected the token of store %s (shoppingfeed_token %d): updates for this store are held until it is fixed: %v", k.storeID, k.tokenID, err),
+			"store_id", k.storeID, "token_id", k.tokenID)
+		for _, it := range items {
+			s.hold(ctx, it, time.Minute, "token_rejected", "token rejected by Shopping Feed")
+		}
+	case shoppingfeed.Retryable(err):
+		s.m.calls.WithLabelValues(string(op), "retry").Inc()
+		s.m.errors.WithLabelValues("retryable").Inc()
+		s.retry(ctx, items, err)
+	default:
+		s.m.calls.WithLabelValues(string(op), "rejected").Inc()
+		s.m.errors.WithLabelValues("rejected").Inc()
+		if len(items) > 1 {
+			// Which order's data was refused? Send each alone, so that
+			// only that order fails.
+			for _, it := range items {
+				s.send(ctx, k, []*item{it})
+			}
+			return
+		}
+		s.fail(ctx, items[0], fmt.Sprintf("Shopping Feed refused the %s of order %d: %v", op, items[0].task.OrderID, err))
+	}
+}
+
+// retry counts a failed attempt for each item and puts it back to wait
+// with backoff, or fails it after SEND_MAX_ATTEMPTS.
+func (s *Sender) retry(ctx context.Context, items []*item, cause error) {
+	for _, it := range items {
+		n, err := s.store.CountAttempt(ctx, it.task.ID, s.instance, cause.Error())
+		if err != nil {
+			s.release(it)
+			s.retryMsg(it.msg, "database", err)
+			continue
+		}
+		if n >= s.cfg.MaxAttempts {
+			if _, ok, err := s.store.ClaimTask(ctx, it.task.ID, s.instance, s.cfg.ClaimTTL); err == nil && ok {
+				s.fail(ctx, it, fmt.Sprintf("gave up the %s of order %d after %d attempts: %v", it.op, it.task.OrderID, n, cause))
+				continue
+			}
+		}
+		d := min(s.cfg.RetryBase<<min(max(n, 1)-1, 16), s.cfg.RetryMax)
+		if wait, ok := shoppingfeed.RetryAfter(cause); ok && wait > d {
+			d = wait
+		}
+		s.release(it)
+		s.deferMsg(ctx, it.msg, it.ev, it.task, d, "retry")
+	}
+	s.log.Warn("send failed, will retry", "orders", len(items), "err", cause)
+}
+
+// accepted records a batch Shopping Feed accepted, hands it to the ticket
+// poller, and only then acknowledges the events.
+func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items []*item) {
+	sent := make([]prestashop.SentTask, len(items))
+	for i, it := range items {
+		sent[i] = prestashop.SentTask{TaskID: it.task.ID, OrderID: it.task.OrderID, Last: it.task.Last}
+	}
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		if err = s.store.RecordSent(ctx, s.instance, batchID, string(k.op), k.storeID, k.tokenID, sent); err == nil {
+			break
+		}
+		time.Sleep(time.Duration(1<<attempt) * 100 * time.Millisecond)
+	}
+	if err != nil {
+		// The claims lapse and the events come back: the batch may be sent
+		// twice, which the ticket poller tolerates; never lost.
+		s.log.Error("record accepted batch; its orders will be sent again", "batch_id", batchID, "err", err)
+		for _, it := range items {
+			s.release(it)
+			_ = it.msg.NakWithDelay(s.cfg.RetryBase)
+		}
+		return
+	}
+	tc := &sfsyncv1.TicketCheck{StoreId: k.storeID, ShopId: items[0].shopID, BatchId: batchID, Operation: string(k.op),
+		TokenId: k.tokenID, FirstSeen: timestamppb.Now()}
+	for _, it := range items {
+		tc.Orders = append(tc.Orders, &sfsyncv1.TicketOrder{OrderId: it.task.OrderID, TaskId: it.task.ID, SfOrderId: it.sfID, Reference: it.ref, Channel: it.channel})
+	}
+	if err := s.publishTicketCheck(ctx, tc); err != nil {
+		// The task rows hold the batch: the detector's sweeper hands it to
+		// the ticket poller later.
+		s.log.Warn("hand batch to the ticket poller; the sweeper will", "batch_id", batchID, "err", err)
+	}
+	for _, it := range items {
+		s.finish(it)
+	}
+	s.log.Info("batch sent", "operation", k.op, "store_id", k.storeID, "batch_id", batchID, "orders", len(items))
+}
+
+func (s *Sender) publishTicketCheck(ctx context.Context, tc *sfsyncv1.TicketCheck) error {
+	body, err := protojson.Marshal(tc)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(broker.TicketCheckSubject(tc.StoreId))
+	msg.Data = body
+	msg.Header.Set(jetstream.MsgIDHeader, "batch."+tc.StoreId+"."+tc.BatchId)
+	msg.Header.Set(broker.HeaderStore, tc.StoreId)
+	msg.Header.Set(broker.HeaderBatch, tc.BatchId)
+	msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(tc.ShopId), 10))
+	msg.Header.Set(broker.HeaderOperation, tc.Operation)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = s.js.PublishMsg(pctx, msg)
+	return err
+}

@@ -1,0 +1,314 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+)
+
+// token is the Shopping Feed token and store an order is sent with.
+type token struct {
+	id      uint32 // shoppingfeed_token row; 0 for SF_TOKEN
+	secret  config.Secret
+	storeID string
+}
+
+// prepare turns a claimed task into an item ready to send, or settles it:
+// dropped (the current state needs no update), failed (the order cannot be
+// sent), or held back to wait (a tracking number, a configuration or a
+// token the merchant must fix).
+func (s *Sender) prepare(ctx context.Context, it *item) {
+	orderID := it.task.OrderID
+	o, err := s.store.Order(ctx, orderID)
+	if errors.Is(err, prestashop.ErrNotFound) {
+		s.fail(ctx, it, fmt.Sprintf("order %d no longer exists in the shop", orderID))
+		return
+	}
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	it.shopID = o.ShopID
+	sh, err := s.shops.get(ctx, o.ShopID)
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	switch {
+	case sh.cfgErr != nil:
+		s.reportOnce(ctx, "config:"+sh.cfgErr.Error(), 0, "shop configuration cannot be used; updates wait until it is fixed: "+sh.cfgErr.Error(), "shop_id", o.ShopID)
+		s.hold(ctx, it, time.Minute, "config", sh.cfgErr.Error())
+		return
+	case sh.block.Blocked():
+		s.reportOnce(ctx, "guard:"+sh.block.Reason, 0, sh.block.Reason, "shop_id", o.ShopID)
+		s.hold(ctx, it, time.Minute, "guard", sh.block.Reason)
+		return
+	case !sh.settings.SyncEnabled:
+		s.hold(ctx, it, time.Minute, "disabled", prestashop.KeySyncEnabled+" is off")
+		return
+	}
+	op, ok := sh.settings.Mapping.Resolve(o.CurrentState)
+	if !ok {
+		op, ok, err = s.shippedSince(ctx, it, o, sh)
+		if err != nil {
+			s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+			return
+		}
+	}
+	if !ok {
+		st, _ := s.shops.state(ctx, o.CurrentState, o.LangID)
+		s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is in no mapping list: nothing sent to Shopping Feed", st.Name, o.CurrentState))
+		return
+	}
+	it.op = op
+	sf, err := s.store.SFOrder(ctx, orderID)
+	if errors.Is(err, prestashop.ErrNotFound) {
+		s.fail(ctx, it, fmt.Sprintf("order %d has no shoppingfeed_order row: it is not a Shopping Feed order", orderID))
+		return
+	}
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	ref := shoppingfeed.OrderRef{}
+	if id, perr := strconv.ParseInt(sf.InternalID, 10, 64); perr == nil && id > 0 {
+		ref.ID = id
+	} else if sf.MarketplaceRef != "" && sf.Channel != "" {
+		ref.Reference, ref.ChannelName = sf.MarketplaceRef, sf.Channel
+	} else {
+		s.fail(ctx, it, fmt.Sprintf("order %d has neither a Shopping Feed order id (id_internal_shoppingfeed) nor a marketplace reference and channel: Shopping Feed cannot identify it", orderID))
+		return
+	}
+	it.sfID, it.ref, it.channel = sf.InternalID, sf.MarketplaceRef, sf.Channel
+	tok, err := s.shops.token(ctx, sf.TokenID, o.ShopID)
+	if err != nil {
+		s.reportOnce(ctx, "token:"+strconv.FormatUint(uint64(o.ShopID), 10), orderID,
+			fmt.Sprintf("shop %d: no Shopping Feed token to send with (shoppingfeed_token, SF_TOKEN): updates wait: %v", o.ShopID, err), "shop_id", o.ShopID)
+		s.hold(ctx, it, 5*time.Minute, "no_token", "no Shopping Feed token")
+		return
+	}
+	it.tok = tok
+	it.size = s.cfg.BatchSize
+	if it.size == 0 {
+		it.size = sh.settings.MaxOrders
+	}
+	entry := shoppingfeed.OrderOperation{Order: ref}
+	switch op {
+	case prestashop.OpShip:
+		tr, err := s.store.Tracking(ctx, orderID)
+		if err != nil {
+			s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+			return
+		}
+		if tr.Number == "" {
+			waited := it.task.Now.Sub(it.task.UpdateAt)
+			if waited < s.cfg.TrackingMaxWait {
+				s.hold(ctx, it, min(s.cfg.TrackingRecheck, s.cfg.TrackingMaxWait-waited), "tracking", "")
+				return
+			}
+			msg := fmt.Sprintf("shipment of order %d sent without a tracking number: none was typed within %s (TRACKING_MAX_WAIT)", orderID, s.cfg.TrackingMaxWait)
+			s.log.Warn("shipment sent without tracking number", "order_id", orderID, "waited", waited.Round(time.Second))
+			s.processLog(ctx, orderID, prestashop.LevelInfo, "warning: "+msg)
+		}
+		entry.Carrier, entry.TrackingNumber, entry.TrackingLink = tr.CarrierName, tr.Number, tr.Link()
+	case prestashop.OpCancel:
+		entry.Reason = ""
+	case prestashop.OpRefund:
+		entry.Refund = &shoppingfeed.Refund{Shipping: true, Products: []shoppingfeed.RefundProduct{}}
+	}
+	it.entry = entry
+	select {
+	case s.items <- it:
+	case <-ctx.Done():
+		s.hold(context.WithoutCancel(ctx), it, time.Second, "shutdown", "")
+	}
+}
+
+// shippedSince applies the rule for states in no list: a state PrestaShop
+// flags as shipped (Delivered, say) ships the order when a shipped-list
+// state was reached since the task was created, so Shipped → Delivered
+// within the delay still ships.
+func (s *Sender) shippedSince(ctx context.Context, it *item, o prestashop.Order, sh *shop) (prestashop.Operation, bool, error) {
+	ships := sh.settings.Mapping[prestashop.OpShip]
+	if len(ships) == 0 {
+		return "", false, nil
+	}
+	st, err := s.shops.state(ctx, o.CurrentState, o.LangID)
+	if err != nil || !st.Shipped {
+		return "", false, err
+	}
+	from := it.task.First
+	if from == 0 {
+		from = it.task.Last
+	}
+	ok, err := s.store.ReachedSince(ctx, o.ID, from, ships)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	return prestashop.OpShip, true, nil
+}
+
+// drop removes a task whose order's current state needs no update.
+func (s *Sender) drop(ctx context.Context, it *item, why string) {
+	deleted, err := s.store.DropTask(ctx, it.task.ID, s.instance, it.task.Last)
+	if err != nil {
+		s.release(it)
+		s.retryMsg(it.msg, "database", err)
+		return
+	}
+	if deleted {
+		s.m.dropped.Inc()
+		s.processLog(ctx, it.task.OrderID, prestashop.LevelInfo, why)
+		s.log.Info("update not sent", "order_id", it.task.OrderID, "reason", why)
+		s.finish(it)
+		return
+	}
+	// A newer change reached the task meanwhile: judge it again.
+	s.release(it)
+	s.deferMsg(ctx, it.msg, it.ev, it.task, 0, "changed")
+}
+
+// fail marks a task failed: it goes into the next error report.
+func (s *Sender) fail(ctx context.Context, it *item, reason string) {
+	if err := s.store.FailTask(ctx, it.task.ID, s.instance, reason); err != nil {
+		s.release(it)
+		s.retryMsg(it.msg, "database", err)
+		return
+	}
+	s.m.failed.Inc()
+	s.log.Error("update failed", "order_id", it.task.OrderID, "task_id", it.task.ID, "reason", reason)
+	s.processLog(ctx, it.task.OrderID, prestashop.LevelError, reason)
+	s.finish(it)
+}
+
+// shop is what the sender knows of a shop, cached for SettingsTTL.
+type shop struct {
+	settings prestashop.ShopSettings
+	cfgErr   error
+	block    prestashop.SyncBlock
+	loaded   time.Time
+}
+
+type shopCache struct {
+	s      *Sender
+	mu     sync.Mutex
+	shops  map[uint32]*shop
+	states map[string]cachedState
+	tokens map[string]cachedToken
+}
+
+type cachedState struct {
+	st     prestashop.OrderState
+	loaded time.Time
+}
+
+type cachedToken struct {
+	tok    token
+	err    error
+	loaded time.Time
+}
+
+func newShopCache(s *Sender) *shopCache {
+	return &shopCache{s: s, shops: map[uint32]*shop{}, states: map[string]cachedState{}, tokens: map[string]cachedToken{}}
+}
+
+func (c *shopCache) get(ctx context.Context, id uint32) (*shop, error) {
+	c.mu.Lock()
+	sh, ok := c.shops[id]
+	c.mu.Unlock()
+	if ok && time.Since(sh.loaded) < c.s.cfg.SettingsTTL {
+		return sh, nil
+	}
+	sh = &shop{loaded: time.Now()}
+	st, err := c.s.store.Settings(ctx, id)
+	var ce *prestashop.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		sh.cfgErr = err
+	case err != nil:
+		return nil, err
+	}
+	sh.settings = st
+	if sh.block, err = c.s.store.SyncBlocked(ctx, id); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.shops[id] = sh
+	c.mu.Unlock()
+	return sh, nil
+}
+
+func (c *shopCache) state(ctx context.Context, id, lang uint32) (prestashop.OrderState, error) {
+	key := strconv.FormatUint(uint64(id), 10) + "/" + strconv.FormatUint(uint64(lang), 10)
+	c.mu.Lock()
+	cs, ok := c.states[key]
+	c.mu.Unlock()
+	if ok && time.Since(cs.loaded) < time.Minute {
+		return cs.st, nil
+	}
+	st, err := c.s.store.OrderState(ctx, id, lang)
+	if err != nil {
+		return prestashop.OrderState{}, err
+	}
+	c.mu.Lock()
+	c.states[key] = cachedState{st: st, loaded: time.Now()}
+	c.mu.Unlock()
+	return st, nil
+}
+
+// token resolves the token an order is sent with: its own token row, else
+// the shop's active token, else SF_TOKEN and SF_STORE_ID.
+func (c *shopCache) token(ctx context.Context, tokenID, shopID uint32) (token, error) {
+	key := strconv.FormatUint(uint64(tokenID), 10) + "/" + strconv.FormatUint(uint64(shopID), 10)
+	c.mu.Lock()
+	ct, ok := c.tokens[key]
+	c.mu.Unlock()
+	if ok && time.Since(ct.loaded) < c.s.cfg.SettingsTTL {
+		return ct.tok, ct.err
+	}
+	tok, err := c.resolve(ctx, tokenID, shopID)
+	c.mu.Lock()
+	c.tokens[key] = cachedToken{tok: tok, err: err, loaded: time.Now()}
+	c.mu.Unlock()
+	return tok, err
+}
+
+func (c *shopCache) resolve(ctx context.Context, tokenID, shopID uint32) (token, error) {
+	var problems []string
+	if tokenID != 0 {
+		t, err := c.s.store.Token(ctx, tokenID)
+		switch {
+		case err == nil && t.StoreID != "" && t.Content != "":
+			return token{id: t.ID, secret: t.Content, storeID: t.StoreID}, nil
+		case err == nil:
+			problems = append(problems, fmt.Sprintf("token row %d has no store id or content", tokenID))
+		case errors.Is(err, prestashop.ErrNotFound):
+			problems = append(problems, fmt.Sprintf("token row %d does not exist", tokenID))
+		default:
+			return token{}, err
+		}
+	}
+	t, err := c.s.store.ActiveToken(ctx, shopID)
+	switch {
+	case err == nil && t.StoreID != "" && t.Content != "":
+		return token{id: t.ID, secret: t.Content, storeID: t.StoreID}, nil
+	case err == nil:
+		problems = append(problems, fmt.Sprintf("active token row %d has no store id or content", t.ID))
+	case errors.Is(err, prestashop.ErrNotFound):
+		problems = append(problems, "the shop has no active token")
+	default:
+		return token{}, err
+	}
+	if c.s.cfg.SFToken != "" {
+		return token{secret: c.s.cfg.SFToken, storeID: c.s.cfg.SFStoreID}, nil
+	}
+	return token{}, errors.New(strings.Join(append(problems, "SF_TOKEN is not set"), "; "))
+}
