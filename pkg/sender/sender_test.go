@@ -48,6 +48,8 @@ type pipeline struct {
 	js    jetstream.JetStream
 	sb    *sfsandbox.Server
 	next  int64
+	// stopDetector stops the running detector (idempotent).
+	stopDetector func()
 	mu    sync.Mutex
 }
 
@@ -77,15 +79,21 @@ func newPipeline(t testing.TB, o options) *pipeline {
 	if o.shippedDelay == 0 {
 		o.shippedDelay = time.Second
 	}
-	p.startDetector(o.shippedDelay)
+	p.stopDetector = p.startDetector(o.shippedDelay, 20*time.Millisecond)
 	return p
 }
 
-func (p *pipeline) startDetector(delay time.Duration) {
+// restartDetectorPolling runs the detector again with another POLL_INTERVAL.
+func (p *pipeline) restartDetectorPolling(poll time.Duration) {
+	p.stopDetector()
+	p.stopDetector = p.startDetector(time.Second, poll)
+}
+
+func (p *pipeline) startDetector(delay, poll time.Duration) (stop func()) {
 	p.t.Helper()
 	nc := p.conn()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := detector.New(ctx, detector.Config{PollInterval: 20 * time.Millisecond, BatchSize: 2000, GapGrace: 2 * time.Second, WriterCheck: true,
+	d, err := detector.New(ctx, detector.Config{PollInterval: poll, BatchSize: 2000, GapGrace: 2 * time.Second, WriterCheck: true,
 		ShippedDelay: &delay, StartFrom: "now", SweepInterval: time.Hour, SweepAfter: time.Hour, SettingsTTL: 50 * time.Millisecond},
 		detector.Deps{Store: p.store, NC: nc, Log: testLogger(), Instance: "detector", LeaseTTL: 2 * time.Second})
 	if err != nil {
@@ -93,7 +101,8 @@ func (p *pipeline) startDetector(delay time.Duration) {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(ctx) }()
-	p.t.Cleanup(func() { cancel(); <-done })
+	stop = func() { cancel(); <-done }
+	p.t.Cleanup(stop)
 	deadline := time.Now().Add(5 * time.Second)
 	for !d.Leading() {
 		if time.Now().After(deadline) {
@@ -101,6 +110,7 @@ func (p *pipeline) startDetector(delay time.Duration) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return stop
 }
 
 func (p *pipeline) conn() *nats.Conn {
@@ -130,8 +140,13 @@ func (r *runningSender) stop() { r.cancel(); <-r.done }
 
 func (p *pipeline) startSender(cfg sender.Config, name string) *runningSender {
 	p.t.Helper()
+	return p.startSenderWith(cfg, name, shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0, MaxOrdersPerRequest: 200})
+}
+
+func (p *pipeline) startSenderWith(cfg sender.Config, name string, sf shoppingfeed.Config) *runningSender {
+	p.t.Helper()
 	reg := prometheus.NewRegistry()
-	client, err := shoppingfeed.New(shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0, MaxOrdersPerRequest: 200}, testLogger(), reg)
+	client, err := shoppingfeed.New(sf, testLogger(), reg)
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -1,4 +1,5 @@
-// Package app wires the sender: configuration, connections, and its loops.
+// Package app wires the sender: configuration, connections, the Shopping
+// Feed client, the two consume lanes and the ops server.
 package app
 
 import (
@@ -8,12 +9,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/sender"
 	"github.com/sfsync/sfsync/pkg/service"
+	"github.com/sfsync/sfsync/pkg/shoppingfeed"
 )
 
 // Config is the sender's configuration.
 type Config struct {
 	service.Config
+	Sender sender.Config
+	SF     shoppingfeed.Config
 }
 
 // Run runs the sender until ctx ends.
@@ -23,13 +28,28 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := cfg.Sender.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.SF.Validate(); err != nil {
+		return err
+	}
 	log.Info("starting", "service", "sender", "config", cfg)
 	deps, err := service.Open(ctx, "sender", cfg.Config, log, service.Options{})
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
+	client, err := shoppingfeed.New(cfg.SF, log, deps.Ops.Registry())
+	if err != nil {
+		return err
+	}
+	s, err := sender.New(cfg.Sender, sender.Deps{Store: deps.Store, NC: deps.NC, Client: client, Log: log, Registry: deps.Ops.Registry(), Instance: deps.Instance})
+	if err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return deps.Ops.Run(ctx, cfg.HTTPAddr) })
+	g.Go(func() error { return s.Run(ctx) })
 	return g.Wait()
 }

@@ -1,0 +1,197 @@
+package sender_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/sender"
+	"github.com/sfsync/sfsync/pkg/sfsandbox"
+	"github.com/sfsync/sfsync/pkg/shopfixture"
+	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// limited is the sandbox as the real API behaves for these figures: 10
+// requests per 2 s per token, 20 ms per answer.
+func limited(c *sfsandbox.Config) {
+	c.Faults.RateLimit = sfsandbox.Rate{Requests: 10, Per: 2 * time.Second}
+	c.Faults.Latency = 20 * time.Millisecond
+}
+
+// bulkOrders creates n Shopping Feed orders with multi-row inserts and
+// returns their ids and SF ids.
+func (p *pipeline) bulkOrders(b testing.TB, n int) ([]uint32, []int64) {
+	b.Helper()
+	var maxID uint32
+	_ = p.db.DB.QueryRow("SELECT COALESCE(MAX(id_order), 0) FROM ps_orders").Scan(&maxID)
+	var ids []uint32
+	var sfIDs []int64
+	for start := 0; start < n; start += 2000 {
+		cnt := min(2000, n-start)
+		var o, sf []string
+		for i := 0; i < cnt; i++ {
+			id := int(maxID) + 1 + start + i
+			o = append(o, fmt.Sprintf("(%d, 'R%d', 1, 1, %d, 1, 1, 1, 1, 1, 1, 2, 'sfpayment', 'sfpayment', 1, NOW(), NOW())", id, id, p.shop.CarrierID))
+			sf = append(sf, fmt.Sprintf("('%d', 'MP%d', 'amazon', %d, %d, NOW(), NOW())", 900000+id, id, id, p.shop.TokenID))
+			ids, sfIDs = append(ids, uint32(id)), append(sfIDs, int64(900000+id))
+		}
+		if _, err := p.db.DB.Exec(`INSERT INTO ps_orders (id_order, reference, id_shop_group, id_shop, id_carrier, id_lang, id_customer, id_cart, id_currency,
+			id_address_delivery, id_address_invoice, current_state, payment, module, valid, date_add, date_upd) VALUES ` + strings.Join(o, ",")); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.db.DB.Exec(`INSERT INTO ps_shoppingfeed_order (id_internal_shoppingfeed, id_order_marketplace, name_marketplace, id_order,
+			id_shoppingfeed_token, date_add, date_upd) VALUES ` + strings.Join(sf, ",")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids, sfIDs
+}
+
+// bulkCancel cancels orders as PrestaShop does, many per transaction.
+func (p *pipeline) bulkCancel(b testing.TB, ids []uint32) {
+	b.Helper()
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		vals := make([]string, len(chunk))
+		in := make([]string, len(chunk))
+		for i, id := range chunk {
+			vals[i] = fmt.Sprintf("(1, %d, %d, NOW())", id, shopfixture.StateCanceled)
+			in[i] = strconv.Itoa(int(id))
+		}
+		tx, _ := p.db.DB.Begin()
+		if _, err := tx.Exec("INSERT INTO ps_order_history (id_employee, id_order, id_order_state, date_add) VALUES " + strings.Join(vals, ",")); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf("UPDATE ps_orders SET current_state = %d WHERE id_order IN (%s)", shopfixture.StateCanceled, strings.Join(in, ","))); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func productionSender() sender.Config {
+	c := senderConfig()
+	c.Linger = 100 * time.Millisecond
+	c.Workers = 8
+	c.Concurrency = 16
+	return c
+}
+
+// BenchmarkDrain drains BENCH_ORDERS (default 10,000) due cancellations
+// through the sandbox with its default rate limit (10 requests per 2 s per
+// token) and 20 ms latency, and reports orders/s against the ceiling that
+// limit allows (100 orders × 5 requests/s = 500/s) and the API calls made.
+// In the same run a naive sender that posts one request per order drains
+// BENCH_NAIVE_ORDERS (default 100) for the ratio.
+func BenchmarkDrain(b *testing.B) {
+	n := envInt("BENCH_ORDERS", 10_000)
+	p := newPipeline(b, options{sandbox: limited})
+	ids, _ := p.bulkOrders(b, n)
+	p.bulkCancel(b, ids)
+	// Every task saved before the sender starts: all due at once.
+	for {
+		var c int
+		_ = p.db.DB.QueryRow("SELECT COUNT(*) FROM ps_shoppingfeed_task_order WHERE action = 'SYNC_STATUS'").Scan(&c)
+		if c == n {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.ResetTimer()
+	began := time.Now()
+	r := p.startSenderWith(productionSender(), "bench", shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 10 * time.Second, RateLimit: "10/2s", MaxRetries: 3, MaxOrdersPerRequest: 100})
+	for len(p.sb.Sandbox.Operations()) < n {
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(began)
+	b.StopTimer()
+	r.stop()
+	calls := map[string]bool{}
+	for _, op := range p.sb.Sandbox.Operations() {
+		calls[op.BatchID] = true
+	}
+	rate := float64(n) / took.Seconds()
+	b.ReportMetric(rate, "orders/s")
+	b.ReportMetric(100*rate/500, "pct_of_ceiling")
+	b.ReportMetric(float64(len(calls)), "api_calls")
+	b.ReportMetric(float64((n+99)/100), "min_calls")
+
+	// The naive sender: one POST per order, same limit and latency.
+	naive := envInt("BENCH_NAIVE_ORDERS", 100)
+	client, err := shoppingfeed.New(shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 10 * time.Second, RateLimit: "10/2s", MaxRetries: 3, MaxOrdersPerRequest: 100}, testLogger(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	nb := time.Now()
+	for i := range naive {
+		if _, err := client.Operate(ctx, config.Secret(p.shop.Token), p.shop.StoreID, shoppingfeed.OpCancel, []shoppingfeed.OrderOperation{{Order: shoppingfeed.OrderRef{ID: int64(800000 + i)}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	naiveRate := float64(naive) / time.Since(nb).Seconds()
+	b.ReportMetric(naiveRate, "naive_orders/s")
+	b.ReportMetric(rate/naiveRate, "ratio")
+}
+
+// BenchmarkCancelLatency commits cancellations at 10 per second for
+// BENCH_SECONDS (default 10) with the detector polling every 200 ms and the
+// sender in realtime mode, and reports the time from each commit to its
+// POST reaching the sandbox.
+func BenchmarkCancelLatency(b *testing.B) {
+	seconds := envInt("BENCH_SECONDS", 10)
+	p := newPipeline(b, options{sandbox: limited})
+	p.restartDetectorPolling(200 * time.Millisecond)
+	count := 10 * seconds
+	ids, sfIDs := p.bulkOrders(b, count)
+	p.startSenderWith(productionSender(), "bench", shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 10 * time.Second, RateLimit: "10/2s", MaxRetries: 3, MaxOrdersPerRequest: 100})
+	time.Sleep(500 * time.Millisecond)
+	committed := map[int64]time.Time{}
+	b.ResetTimer()
+	tick := time.NewTicker(100 * time.Millisecond)
+	for i, id := range ids {
+		<-tick.C
+		p.change(id, shopfixture.StateCanceled)
+		committed[sfIDs[i]] = time.Now()
+	}
+	tick.Stop()
+	for len(p.sb.Sandbox.Operations()) < count {
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.StopTimer()
+	var lat []time.Duration
+	for sfID, ops := range p.sent() {
+		if c, ok := committed[sfID]; ok && len(ops) > 0 {
+			lat = append(lat, opTime(p, sfID).Sub(c))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50_ms")
+	b.ReportMetric(q(0.99), "p99_ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max_ms")
+}
+
+func opTime(p *pipeline, sfID int64) time.Time {
+	for _, op := range p.sb.Sandbox.Operations() {
+		if strings.Contains(string(op.Entry), fmt.Sprintf(`"id":%d`, sfID)) {
+			return op.Time
+		}
+	}
+	return time.Time{}
+}
