@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/localmysql"
 )
 
 // Broker is a JetStream server started for one test.
@@ -86,7 +88,7 @@ func (b *Broker) startBinary() error {
 	}
 	cmd := exec.Command(b.binary, "-a", "127.0.0.1", "-p", strconv.Itoa(b.port), "-js", "-sd", filepath.Join(b.dir, "store"))
 	cmd.Stdout, cmd.Stderr = log, log
-	setPdeathsig(cmd)
+	localmysql.KillWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return err
