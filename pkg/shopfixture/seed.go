@@ -277,3 +277,17 @@ func (f *Fixture) insert(ctx context.Context, q string, args ...any) (uint32, er
 	}
 	return uint32(id), nil
 }
+
+// EnableModuleForShops installs a module (active) for the given shops only:
+// module_shop rows, as PrestaShop's multistore does.
+func (f *Fixture) EnableModuleForShops(ctx context.Context, name string, shops ...uint32) error {
+	if err := f.InstallModule(ctx, name, true); err != nil {
+		return err
+	}
+	for _, sh := range shops {
+		if _, err := f.db.ExecContext(ctx, "INSERT IGNORE INTO "+f.t("module_shop")+" (id_module, id_shop) SELECT id_module, ? FROM "+f.t("module")+" WHERE name = ?", sh, name); err != nil {
+			return fmt.Errorf("enable module %s for shop %d: %w", name, sh, err)
+		}
+	}
+	return nil
+}

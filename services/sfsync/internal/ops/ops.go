@@ -1,0 +1,420 @@
+// Package ops holds the operator commands: status, retry, replay, check.
+// They use the same configuration as `sfsync run`.
+package ops
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/detector"
+	"github.com/sfsync/sfsync/pkg/prestashop"
+	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
+)
+
+// Exit codes scripts can use.
+const (
+	ExitOK       = 0
+	ExitError    = 1
+	ExitUsage    = 2
+	ExitNothing  = 3 // retry: nothing matched
+	ExitBlocking = 4 // check: something blocks sync
+)
+
+// Env is what the commands run against.
+type Env struct {
+	Store *prestashop.Store
+	// JS is nil when the broker cannot be reached (status still reports
+	// what the database knows).
+	JS     jetstream.JetStream
+	NC     *nats.Conn
+	NATSErr error
+	Out    io.Writer
+	JSON   bool
+}
+
+// Connect opens the database and, within 3 s, the broker.
+func Connect(ctx context.Context, db prestashop.Config, natsURL string, natsOpts []nats.Option) (*Env, func(), error) {
+	sqlDB, err := prestashop.Open(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := &Env{Store: prestashop.New(sqlDB, db.Prefix)}
+	opts := append([]nats.Option{nats.Timeout(3 * time.Second), nats.Name("sfsync-cli")}, natsOpts...)
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		e.NATSErr = fmt.Errorf("nats at %s: %w", natsURL, err)
+	} else {
+		e.NC = nc
+		e.JS, _ = jetstream.New(nc)
+	}
+	return e, func() {
+		if e.NC != nil {
+			e.NC.Close()
+		}
+		sqlDB.Close()
+	}, nil
+}
+
+func (e *Env) table() *tabwriter.Writer { return tabwriter.NewWriter(e.Out, 2, 4, 2, ' ', 0) }
+
+func (e *Env) printJSON(v any) error {
+	enc := json.NewEncoder(e.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Status is what `sfsync status` reports.
+type Status struct {
+	Tasks          []TaskCount     `json:"tasks"`
+	OldestDue      *time.Time      `json:"oldest_due,omitempty"`
+	TicketsPending int             `json:"tickets_pending"`
+	BatchesPending int             `json:"batches_pending"`
+	Failures       []Failure       `json:"recent_failures"`
+	Detector       *DetectorStatus `json:"detector,omitempty"`
+	Streams        []StreamStatus  `json:"streams,omitempty"`
+	Broker         string          `json:"broker_error,omitempty"`
+}
+
+// TaskCount counts tasks of one shop in one state.
+type TaskCount struct {
+	ShopID uint32 `json:"shop_id"`
+	State  string `json:"state"`
+	Count  int    `json:"count"`
+}
+
+// Failure is a failed task.
+type Failure struct {
+	OrderID   uint32    `json:"order_id"`
+	Reference string    `json:"reference"`
+	Operation string    `json:"operation"`
+	Error     string    `json:"error"`
+	At        time.Time `json:"at"`
+}
+
+// DetectorStatus is the detector's position and leader.
+type DetectorStatus struct {
+	Position uint64 `json:"position"`
+	LagRows  uint64 `json:"lag_rows"`
+	Gaps     int    `json:"gaps"`
+	Leader   string `json:"leader"`
+}
+
+// StreamStatus is a consumer's backlog.
+type StreamStatus struct {
+	Stream     string `json:"stream"`
+	Consumer   string `json:"consumer"`
+	Messages   uint64 `json:"stream_messages"`
+	Pending    uint64 `json:"pending"`
+	AckPending int    `json:"ack_pending"`
+}
+
+func taskState(action string, failed bool) string {
+	switch {
+	case failed:
+		return "failed"
+	case action == prestashop.ActionSyncStatus:
+		return "waiting to send"
+	case action == prestashop.ActionCheckTicketStatus:
+		return "ticket pending"
+	}
+	return strings.ToLower(action)
+}
+
+// ReadStatus gathers the status.
+func (e *Env) ReadStatus(ctx context.Context) (Status, error) {
+	var st Status
+	s := e.Store
+	rows, err := s.DB().QueryContext(ctx, `SELECT COALESCE(o.id_shop, 0), t.action, t.sfsync_failed_at IS NOT NULL, COUNT(*)
+	   FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
+	   GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
+	if err != nil {
+		return st, fmt.Errorf("count tasks: %w", err)
+	}
+	for rows.Next() {
+		var tc TaskCount
+		var action string
+		var failed bool
+		if err := rows.Scan(&tc.ShopID, &action, &failed, &tc.Count); err != nil {
+			rows.Close()
+			return st, err
+		}
+		tc.State = taskState(action, failed)
+		st.Tasks = append(st.Tasks, tc)
+	}
+	rows.Close()
+	var oldest sql.NullTime
+	_ = s.DB().QueryRowContext(ctx, "SELECT MIN(update_at) FROM "+s.T("shoppingfeed_task_order")+
+		" WHERE action = ? AND sfsync_failed_at IS NULL AND update_at <= NOW()", prestashop.ActionSyncStatus).Scan(&oldest)
+	if oldest.Valid {
+		st.OldestDue = &oldest.Time
+	}
+	_ = s.DB().QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT batch_id) FROM "+s.T("shoppingfeed_task_order")+
+		" WHERE action = ? AND sfsync_failed_at IS NULL", prestashop.ActionCheckTicketStatus).Scan(&st.TicketsPending, &st.BatchesPending)
+	frows, err := s.DB().QueryContext(ctx, `SELECT t.id_order, COALESCE(o.reference, ''), COALESCE(t.sfsync_operation, ''), COALESCE(t.sfsync_error, ''), t.sfsync_failed_at
+	   FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
+	   WHERE t.sfsync_failed_at IS NOT NULL ORDER BY t.sfsync_failed_at DESC LIMIT 10`)
+	if err != nil {
+		return st, fmt.Errorf("list failures: %w", err)
+	}
+	for frows.Next() {
+		var f Failure
+		if err := frows.Scan(&f.OrderID, &f.Reference, &f.Operation, &f.Error, &f.At); err != nil {
+			frows.Close()
+			return st, err
+		}
+		st.Failures = append(st.Failures, f)
+	}
+	frows.Close()
+	if e.JS == nil {
+		st.Broker = fmt.Sprint(e.NATSErr)
+		return st, nil
+	}
+	if ds, err := e.detectorStatus(ctx); err == nil {
+		st.Detector = ds
+	}
+	for _, c := range []struct{ stream, consumer string }{
+		{broker.OrdersStream, broker.SenderConsumer}, {broker.OrdersStream, broker.SenderWaitConsumer},
+		{broker.TicketsStream, broker.TicketConsumer}, {broker.TicketsStream, broker.TicketWaitConsumer},
+	} {
+		ss := StreamStatus{Stream: c.stream, Consumer: c.consumer}
+		if str, err := e.JS.Stream(ctx, c.stream); err == nil {
+			if info, err := str.Info(ctx); err == nil {
+				ss.Messages = info.State.Msgs
+			}
+		}
+		if cons, err := e.JS.Consumer(ctx, c.stream, c.consumer); err == nil {
+			if info, err := cons.Info(ctx); err == nil {
+				ss.Pending, ss.AckPending = info.NumPending, info.NumAckPending
+			}
+		}
+		st.Streams = append(st.Streams, ss)
+	}
+	return st, nil
+}
+
+func (e *Env) key(ctx context.Context) (string, error) {
+	db, err := e.Store.DatabaseName(ctx)
+	if err != nil {
+		return "", err
+	}
+	return detector.Key(db, e.Store.Prefix()), nil
+}
+
+func (e *Env) detectorStatus(ctx context.Context) (*DetectorStatus, error) {
+	key, err := e.key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ds := &DetectorStatus{Leader: "(none)"}
+	if kv, err := e.JS.KeyValue(ctx, broker.CheckpointBucket); err == nil {
+		if cp, ok, err := detector.ReadCheckpoint(ctx, kv, key); err == nil && ok {
+			ds.Position, ds.Gaps = cp.Position, len(cp.Gaps)
+		}
+	}
+	var max uint64
+	_ = e.Store.DB().QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_history), 0) FROM "+e.Store.T("order_history")).Scan(&max)
+	if max > ds.Position {
+		ds.LagRows = max - ds.Position
+	}
+	if kv, err := e.JS.KeyValue(ctx, broker.LeaseBucket); err == nil {
+		if entry, err := kv.Get(ctx, key); err == nil {
+			ds.Leader = string(entry.Value())
+		}
+	}
+	return ds, nil
+}
+
+// PrintStatus runs `sfsync status`.
+func (e *Env) PrintStatus(ctx context.Context) error {
+	st, err := e.ReadStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if e.JSON {
+		return e.printJSON(st)
+	}
+	w := e.table()
+	fmt.Fprintln(w, "SHOP\tTASKS\tCOUNT")
+	for _, t := range st.Tasks {
+		fmt.Fprintf(w, "%d\t%s\t%d\n", t.ShopID, t.State, t.Count)
+	}
+	if len(st.Tasks) == 0 {
+		fmt.Fprintln(w, "-\t(no task)\t0")
+	}
+	w.Flush()
+	fmt.Fprintln(e.Out)
+	if st.OldestDue != nil {
+		fmt.Fprintf(e.Out, "oldest due update: %s\n", st.OldestDue.Format(time.DateTime))
+	} else {
+		fmt.Fprintln(e.Out, "oldest due update: none")
+	}
+	fmt.Fprintf(e.Out, "tickets pending:   %d orders in %d batches\n", st.TicketsPending, st.BatchesPending)
+	if st.Detector != nil {
+		fmt.Fprintf(e.Out, "detector:          position %d, lag %d rows, %d gaps, leader %s\n", st.Detector.Position, st.Detector.LagRows, st.Detector.Gaps, st.Detector.Leader)
+	}
+	if st.Broker != "" {
+		fmt.Fprintf(e.Out, "broker:            unreachable: %s\n", st.Broker)
+	}
+	if len(st.Streams) > 0 {
+		fmt.Fprintln(e.Out)
+		w = e.table()
+		fmt.Fprintln(w, "STREAM\tCONSUMER\tMESSAGES\tPENDING\tACK PENDING")
+		for _, s := range st.Streams {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\n", s.Stream, s.Consumer, s.Messages, s.Pending, s.AckPending)
+		}
+		w.Flush()
+	}
+	if len(st.Failures) > 0 {
+		fmt.Fprintln(e.Out)
+		w = e.table()
+		fmt.Fprintln(w, "FAILED ORDER\tREFERENCE\tOPERATION\tAT\tERROR")
+		for _, f := range st.Failures {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", f.OrderID, f.Reference, f.Operation, f.At.Format(time.DateTime), oneLine(f.Error, 120))
+		}
+		w.Flush()
+	}
+	return nil
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// ErrNothing is returned when a command found nothing to act on.
+var ErrNothing = errors.New("nothing matched")
+
+// Retry re-queues failed tasks (of one order, or all) as SYNC_STATUS tasks
+// due now and wakes the sender; it returns the orders re-queued.
+func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
+	s := e.Store
+	t := s.T("shoppingfeed_task_order")
+	q := "SELECT t.id_shoppingfeed_task_order, t.id_order, COALESCE(o.id_shop, 0) FROM " + t + " t LEFT JOIN " + s.T("orders") +
+		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL"
+	var args []any
+	if orderID != 0 {
+		q += " AND t.id_order = ?"
+		args = append(args, orderID)
+	}
+	rows, err := s.DB().QueryContext(ctx, q+" ORDER BY t.id_shoppingfeed_task_order", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list failed tasks: %w", err)
+	}
+	type failed struct {
+		id    uint64
+		order uint32
+		shop  uint32
+	}
+	var fs []failed
+	for rows.Next() {
+		var f failed
+		if err := rows.Scan(&f.id, &f.order, &f.shop); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		fs = append(fs, f)
+	}
+	rows.Close()
+	if len(fs) == 0 {
+		return nil, ErrNothing
+	}
+	var orders []uint32
+	shops := map[uint32]uint32{}
+	seen := map[uint32]bool{}
+	for _, f := range fs {
+		tx, err := s.DB().BeginTx(ctx, nil)
+		if err != nil {
+			return orders, err
+		}
+		var pending int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE action = ? AND id_order = ? AND sfsync_failed_at IS NULL AND id_shoppingfeed_task_order <> ? FOR UPDATE",
+			prestashop.ActionSyncStatus, f.order, f.id).Scan(&pending); err != nil {
+			tx.Rollback()
+			return orders, err
+		}
+		if pending > 0 || seen[f.order] {
+			// The order already has a pending update, which sends its
+			// current state: the failed row is superseded.
+			_, err = tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order = ?", f.id)
+		} else {
+			_, err = tx.ExecContext(ctx, "UPDATE "+t+" SET action = ?, ticket_number = NULL, batch_id = NULL, update_at = NOW(), date_upd = NOW(),"+
+				" sfsync_attempts = 0, sfsync_failed_at = NULL, sfsync_error = NULL, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
+				" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ?", prestashop.ActionSyncStatus, f.id)
+		}
+		if err != nil {
+			tx.Rollback()
+			return orders, fmt.Errorf("re-queue task %d: %w", f.id, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return orders, err
+		}
+		if !seen[f.order] {
+			seen[f.order] = true
+			orders = append(orders, f.order)
+			shops[f.order] = f.shop
+		}
+	}
+	if e.JS != nil {
+		db, _ := s.DatabaseName(ctx)
+		for _, o := range orders {
+			ev := &sfsyncv1.OrderStatusChanged{ShopId: shops[o], OrderId: o, Source: "retry", ShopDb: db}
+			body, _ := protojson.Marshal(ev)
+			msg := nats.NewMsg(broker.OrderStatusSubject(shops[o], o))
+			msg.Data = body
+			msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(shops[o]), 10))
+			msg.Header.Set(broker.HeaderOrder, strconv.FormatUint(uint64(o), 10))
+			msg.Header.Set(broker.HeaderOperation, "retry")
+			if _, err := e.JS.PublishMsg(ctx, msg); err != nil {
+				return orders, fmt.Errorf("wake the sender for order %d (the sweeper will): %w", o, err)
+			}
+		}
+	}
+	for _, o := range orders {
+		_ = s.ProcessLog(ctx, prestashop.LogEntry{Name: "sfsync:retry", Msg: "failed update re-queued by sfsync retry", Level: prestashop.LevelInfo, ObjectName: "Order", ObjectID: o, Session: "cli"})
+	}
+	return orders, nil
+}
+
+// Replay moves the detector's checkpoint to a start position; the leader
+// resumes there within about a second.
+func (e *Env) Replay(ctx context.Context, from string) (uint64, error) {
+	start, err := detector.ParseStart(from)
+	if err != nil {
+		return 0, err
+	}
+	if e.JS == nil {
+		return 0, e.NATSErr
+	}
+	pos, err := detector.StartPosition(ctx, e.Store, start)
+	if err != nil {
+		return 0, err
+	}
+	key, err := e.key(ctx)
+	if err != nil {
+		return 0, err
+	}
+	kv, err := e.JS.KeyValue(ctx, broker.CheckpointBucket)
+	if err != nil {
+		return 0, fmt.Errorf("open checkpoint bucket: %w", err)
+	}
+	if err := detector.SetCheckpoint(ctx, kv, key, detector.Checkpoint{Position: pos, By: "sfsync replay", At: time.Now().UTC(), Replay: true}); err != nil {
+		return 0, err
+	}
+	return pos, nil
+}
