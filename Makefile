@@ -49,9 +49,23 @@ generate: $(GOBIN_DIR)/protoc-gen-go ## Regenerate the Go code of proto/ (protoc
 generate-check: generate ## Fail when the committed generated code is stale
 	@git diff --exit-code -- proto || { echo "proto/: generated code is stale; run make generate and commit"; exit 1; }
 
+.PHONY: deps
+deps: ## Install what the tests and the demo run on (Debian: mariadb-server, nats-server) when missing
+	@need=""; \
+	command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || command -v mysqld >/dev/null 2>&1 || [ -x /usr/sbin/mysqld ] || need="$$need mariadb-server"; \
+	command -v nats-server >/dev/null 2>&1 || need="$$need nats-server"; \
+	if [ -n "$$need" ]; then \
+	  if [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then echo "please install:$$need (or set MYSQL_DSN)"; exit 1; fi; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing:$$need"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need; \
+	fi
+
 .PHONY: demo
-demo: ## The end-to-end demo (arrives with the all-in-one issue)
-	@echo "make demo is not built yet: it arrives with the all-in-one issue (sfsync, embedded NATS)."; exit 1
+demo: build ## The end-to-end demo: private MariaDB, sandbox and sfsync, a merchant's day (MYSQL_DSN to use your own server)
+	@[ -n "$${MYSQL_DSN:-}" ] || $(MAKE) --no-print-directory deps
+	./bin/sfsync demo
 
 .PHONY: up
 up: ## Start the docker-compose stack (arrives with the all-in-one issue)

@@ -50,7 +50,7 @@ type pipeline struct {
 	next  int64
 	// stopDetector stops the running detector (idempotent).
 	stopDetector func()
-	mu    sync.Mutex
+	mu           sync.Mutex
 }
 
 type options struct {

@@ -276,7 +276,10 @@ func script(d Data) []step {
 		}
 	}
 	to := func(id, state uint32) func(context.Context, *shopfixture.Fixture) error {
-		return func(ctx context.Context, fx *shopfixture.Fixture) error { _, err := fx.ChangeState(ctx, id, state); return err }
+		return func(ctx context.Context, fx *shopfixture.Fixture) error {
+			_, err := fx.ChangeState(ctx, id, state)
+			return err
+		}
 	}
 	then := func(first func(context.Context, *shopfixture.Fixture) error, wait time.Duration, next func(context.Context, *shopfixture.Fixture) error) func(context.Context, *shopfixture.Fixture) error {
 		return func(ctx context.Context, fx *shopfixture.Fixture) error {

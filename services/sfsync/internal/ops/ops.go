@@ -38,11 +38,11 @@ type Env struct {
 	Store *prestashop.Store
 	// JS is nil when the broker cannot be reached (status still reports
 	// what the database knows).
-	JS     jetstream.JetStream
-	NC     *nats.Conn
+	JS      jetstream.JetStream
+	NC      *nats.Conn
 	NATSErr error
-	Out    io.Writer
-	JSON   bool
+	Out     io.Writer
+	JSON    bool
 }
 
 // Connect opens the database and, within 3 s, the broker.
