@@ -3,9 +3,13 @@ package prestashop
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // TicketTask is a CHECK_TICKET_SYNC_STATUS task of one Shopping Feed batch,
@@ -87,7 +91,7 @@ type TicketOutcome struct {
 	TaskID  uint64
 	OrderID uint32
 	Kind    TicketOutcomeKind
-	// TicketID is recorded as the task's ticket_number when known.
+	// TicketID is recorded as a failed task's ticket_number.
 	TicketID string
 	// Message is the task's sfsync_error for TicketFailed.
 	Message string
@@ -113,24 +117,53 @@ type TicketResults struct {
 // deleted with the failed tasks of the same order that they supersede;
 // failed ones are marked for the error report; pending ones record
 // progress. It returns the outcomes that were applied.
+//
+// The transaction runs READ COMMITTED, locks rows by primary key only, and
+// is restarted when InnoDB picks it as a deadlock victim, so that checks of
+// neighbouring batches and the sender's inserts do not make each other fail.
 func (s *Store) ApplyTicketResults(ctx context.Context, r TicketResults) ([]TicketOutcome, error) {
 	if len(r.Outcomes) == 0 {
 		return nil, nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	for attempt := 1; ; attempt++ {
+		applied, err := s.applyTicketResults(ctx, r)
+		if err == nil || attempt == 5 || !lockConflict(err) {
+			return applied, err
+		}
+		t := time.NewTimer(time.Duration(attempt*(5+rand.IntN(20))) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// lockConflict reports a deadlock (1213) or lock wait timeout (1205): the
+// transaction was rolled back and may simply be run again.
+func lockConflict(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]TicketOutcome, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("record batch %s check: %w", r.BatchID, err)
 	}
 	defer tx.Rollback()
 	t := s.T("shoppingfeed_task_order")
 
-	ids := make([]any, 0, len(r.Outcomes)+2)
-	ids = append(ids, r.BatchID, ActionCheckTicketStatus)
+	// Lock by primary key only: record locks, no gap locks, so that the
+	// sender's inserts of other batches never wait for a check (nor
+	// deadlock with it). The batch, action and failure are checked here.
+	ids := make([]any, 0, len(r.Outcomes))
 	for _, o := range r.Outcomes {
 		ids = append(ids, o.TaskID)
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT id_shoppingfeed_task_order, COALESCE(sfsync_history_last, 0) FROM "+t+
-		" WHERE batch_id = ? AND action = ? AND sfsync_failed_at IS NULL AND id_shoppingfeed_task_order IN ("+sqlMarks(len(r.Outcomes))+")"+
+	rows, err := tx.QueryContext(ctx, "SELECT id_shoppingfeed_task_order, COALESCE(batch_id, ''), action, sfsync_failed_at IS NULL,"+
+		" COALESCE(sfsync_history_last, 0) FROM "+t+" WHERE id_shoppingfeed_task_order IN ("+sqlMarks(len(ids))+")"+
 		" ORDER BY id_shoppingfeed_task_order FOR UPDATE", ids...)
 	if err != nil {
 		return nil, fmt.Errorf("record batch %s check: lock tasks: %w", r.BatchID, err)
@@ -138,11 +171,15 @@ func (s *Store) ApplyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 	live := map[uint64]uint64{} // task → history_last
 	for rows.Next() {
 		var id, last uint64
-		if err := rows.Scan(&id, &last); err != nil {
+		var batch, action string
+		var unresolved bool
+		if err := rows.Scan(&id, &batch, &action, &unresolved, &last); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("record batch %s check: lock tasks: %w", r.BatchID, err)
 		}
-		live[id] = last
+		if batch == r.BatchID && action == ActionCheckTicketStatus && unresolved {
+			live[id] = last
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -168,12 +205,14 @@ func (s *Store) ApplyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 		return nil, tx.Commit()
 	}
 
-	// Ticket numbers first, on rows that have none: IGNORE, because the
-	// module's unique key (action, id_order, ticket_number) must never fail
-	// the whole check.
+	// The ticket numbers of failed tasks, for the report and the back
+	// office, on rows that have none. Only those: a change of the module's
+	// unique key (action, id_order, ticket_number) takes gap locks, which
+	// would make every pending check contend with its neighbours. IGNORE,
+	// because that key must never fail the whole check.
 	var numbered []TicketOutcome
-	for _, o := range applied {
-		if o.TicketID != "" && o.Kind != TicketDone {
+	for _, o := range failed {
+		if o.TicketID != "" {
 			numbered = append(numbered, o)
 		}
 	}
@@ -219,19 +258,7 @@ func (s *Store) ApplyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order IN ("+sqlMarks(len(done))+")", outcomeIDs(done)...); err != nil {
 			return nil, fmt.Errorf("record batch %s check: delete done tasks: %w", r.BatchID, err)
 		}
-		// A failure of the same order that an operation now applied
-		// supersedes is no longer the merchant's concern: the failed task
-		// carried an older change (by history id when both tasks know
-		// theirs, else by task id) and goes. A newer failure stays.
-		var conds []string
-		var args []any
-		for _, o := range done {
-			last := live[o.TaskID]
-			conds = append(conds, "(id_order = ? AND CASE WHEN ? > 0 AND sfsync_history_last IS NOT NULL THEN sfsync_history_last < ?"+
-				" ELSE id_shoppingfeed_task_order < ? END)")
-			args = append(args, o.OrderID, last, last, o.TaskID)
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE sfsync_failed_at IS NOT NULL AND ("+strings.Join(conds, " OR ")+")", args...); err != nil {
+		if err := s.deleteSuperseded(ctx, tx, done, live); err != nil {
 			return nil, fmt.Errorf("record batch %s check: delete superseded failures: %w", r.BatchID, err)
 		}
 	}
@@ -262,6 +289,54 @@ func (s *Store) ApplyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 		return nil, fmt.Errorf("record batch %s check: commit: %w", r.BatchID, err)
 	}
 	return applied, nil
+}
+
+// deleteSuperseded deletes the failures that the done tasks supersede: a
+// failed task of the same order that carried an older change (by history
+// id when both tasks know theirs, else by task id) is no longer the
+// merchant's concern once a newer operation was applied. A newer failure
+// stays. Candidates are read without locks and deleted by primary key, so
+// nothing but those rows is locked.
+func (s *Store) deleteSuperseded(ctx context.Context, tx *sql.Tx, done []TicketOutcome, live map[uint64]uint64) error {
+	orders := make([]any, 0, len(done))
+	byOrder := map[uint32][]TicketOutcome{}
+	for _, o := range done {
+		if _, ok := byOrder[o.OrderID]; !ok {
+			orders = append(orders, o.OrderID)
+		}
+		byOrder[o.OrderID] = append(byOrder[o.OrderID], o)
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT id_shoppingfeed_task_order, id_order, COALESCE(sfsync_history_last, 0) FROM "+
+		s.T("shoppingfeed_task_order")+" WHERE id_order IN ("+sqlMarks(len(orders))+") AND sfsync_failed_at IS NOT NULL", orders...)
+	if err != nil {
+		return err
+	}
+	var gone []any
+	for rows.Next() {
+		var id, last uint64
+		var order uint32
+		if err := rows.Scan(&id, &order, &last); err != nil {
+			rows.Close()
+			return err
+		}
+		for _, d := range byOrder[order] {
+			mine := live[d.TaskID]
+			if (mine > 0 && last > 0 && last < mine) || ((mine == 0 || last == 0) && id < d.TaskID) {
+				gone = append(gone, id)
+				break
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, "DELETE FROM "+s.T("shoppingfeed_task_order")+" WHERE sfsync_failed_at IS NOT NULL AND id_shoppingfeed_task_order IN ("+
+		sqlMarks(len(gone))+")", gone...)
+	return err
 }
 
 // TicketCounts are the gauges of the ticket poller, per shop.

@@ -30,8 +30,8 @@ func TestApplyTicketResultsResolvesEachTaskOnce(t *testing.T) {
 	o3, err := fx.CreateSFOrder(ctx, sfShop, 13, "amazon")
 	must(t, err)
 	t1, t2, t3 := checkTask(t, store, o1, "B1"), checkTask(t, store, o2, "B1"), checkTask(t, store, o3, "B1")
-	// A second task of o3 in the same batch: the same ticket number must not
-	// break the module's unique key, nor the check.
+	// A second task of o3 in the same batch, as the sender leaves when a
+	// newer change reached the task it sent.
 	t3b := checkTask(t, store, o3, "B1")
 
 	tasks, err := store.BatchTasks(ctx, "B1")
@@ -45,10 +45,18 @@ func TestApplyTicketResultsResolvesEachTaskOnce(t *testing.T) {
 		{TaskID: t3, OrderID: o3, Kind: prestashop.TicketPending, TicketID: "T3"},
 		{TaskID: t3b, OrderID: o3, Kind: prestashop.TicketPending, TicketID: "T3"},
 	}}
+	// Both failed tasks of o4 name one ticket: one gets the number, and the
+	// check still goes through.
+	o4, err := fx.CreateSFOrder(ctx, sfShop, 14, "amazon")
+	must(t, err)
+	t4, t4b := checkTask(t, store, o4, "B1"), checkTask(t, store, o4, "B1")
+	res.Outcomes = append(res.Outcomes,
+		prestashop.TicketOutcome{TaskID: t4, OrderID: o4, Kind: prestashop.TicketFailed, TicketID: "T4", Message: "no"},
+		prestashop.TicketOutcome{TaskID: t4b, OrderID: o4, Kind: prestashop.TicketFailed, TicketID: "T4", Message: "no"})
 	applied, err := store.ApplyTicketResults(ctx, res)
 	must(t, err)
-	if len(applied) != 4 {
-		t.Fatalf("applied %d outcomes, want 4", len(applied))
+	if len(applied) != 6 {
+		t.Fatalf("applied %d outcomes, want 6", len(applied))
 	}
 	again, err := store.ApplyTicketResults(ctx, res)
 	must(t, err)
@@ -58,12 +66,14 @@ func TestApplyTicketResultsResolvesEachTaskOnce(t *testing.T) {
 	var n int
 	must(t, store.DB().QueryRow("SELECT COUNT(*) FROM "+store.T("shoppingfeed_processlogger")+" WHERE name = 'sfsync:ticket'").Scan(&n))
 	if n != 2 {
-		t.Fatalf("%d process-log lines, want 2 (one done, one failed)", n)
+		t.Fatalf("%d process-log lines, want 2 (one done, one failed; o4's failures have no log message)", n)
 	}
-	var numbered int
-	must(t, store.DB().QueryRow("SELECT COUNT(*) FROM "+store.T("shoppingfeed_task_order")+" WHERE ticket_number = 'T3'").Scan(&numbered))
-	if numbered != 1 {
-		t.Fatalf("%d tasks numbered T3, want 1", numbered)
+	for ticket, want := range map[string]int{"T3": 0, "T4": 1} {
+		var numbered int
+		must(t, store.DB().QueryRow("SELECT COUNT(*) FROM "+store.T("shoppingfeed_task_order")+" WHERE ticket_number = ?", ticket).Scan(&numbered))
+		if numbered != want {
+			t.Fatalf("%d tasks numbered %s, want %d (pending tasks are not numbered)", numbered, ticket, want)
+		}
 	}
 	shops, err := store.FailedShops(ctx)
 	must(t, err)
@@ -72,13 +82,13 @@ func TestApplyTicketResultsResolvesEachTaskOnce(t *testing.T) {
 	}
 	fs, total, err := store.Failures(ctx, 1, 10)
 	must(t, err)
-	if total != 1 || len(fs) != 1 || fs[0].OrderID != o2 || fs[0].Error != "refused" || fs[0].TicketNumber != "T2" ||
+	if total != 3 || len(fs) != 3 || fs[0].OrderID != o2 || fs[0].Error != "refused" || fs[0].TicketNumber != "T2" ||
 		fs[0].MarketplaceRef != "MP-12" || fs[0].StateName != "Payment accepted" || fs[0].Operation != "ship" {
 		t.Fatalf("failures %+v (total %d)", fs, total)
 	}
 	counts, err := store.TicketCounts(ctx)
 	must(t, err)
-	if counts.Pending[1] != 2 || counts.Unreported[1] != 1 {
+	if counts.Pending[1] != 2 || counts.Unreported[1] != 3 {
 		t.Fatalf("counts %+v", counts)
 	}
 }
