@@ -1,4 +1,6 @@
-// Package app wires the ticketpoller: configuration, connections, and its loops.
+// Package app wires the ticketpoller: configuration, connections, the
+// Shopping Feed client, the ticket checks, the report loop and the ops
+// server.
 package app
 
 import (
@@ -9,18 +11,30 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/service"
+	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/ticketpoller"
 )
 
 // Config is the ticketpoller's configuration.
 type Config struct {
 	service.Config
+	Poller ticketpoller.Config
+	SF     shoppingfeed.Config
 }
 
-// Run runs the ticketpoller until ctx ends.
+// Run runs the ticketpoller until ctx ends. Then it stops fetching, lets
+// the checks in flight finish within SHUTDOWN_TIMEOUT, drains NATS and
+// closes the database.
 func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error {
 	var cfg Config
 	log, _, err := service.Load(ctx, lookup, &cfg, func() *service.Config { return &cfg.Config }, stdout)
 	if err != nil {
+		return err
+	}
+	if err := cfg.Poller.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.SF.Validate(); err != nil {
 		return err
 	}
 	log.Info("starting", "service", "ticketpoller", "config", cfg)
@@ -29,7 +43,25 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 		return err
 	}
 	defer deps.Close()
+	client, err := shoppingfeed.New(cfg.SF, log, deps.Ops.Registry())
+	if err != nil {
+		return err
+	}
+	p, err := ticketpoller.New(cfg.Poller, ticketpoller.Deps{
+		Store: deps.Store, NC: deps.NC, SF: client, Log: log, Registry: deps.Ops.Registry(),
+		Instance: deps.Instance, DrainTimeout: cfg.ShutdownTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	reports := "log"
+	if cfg.Poller.SMTP.Set() {
+		reports = "smtp"
+	}
+	deps.Ops.AddInfo("reports", func() any { return reports })
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return deps.Ops.Run(ctx, cfg.HTTPAddr) })
+	g.Go(func() error { return p.Run(ctx) })
+	g.Go(func() error { return p.RunReports(ctx) })
 	return g.Wait()
 }
