@@ -297,3 +297,22 @@ func TestFirstSeenIsTheOlderOfMessageAndRow(t *testing.T) {
 		t.Fatalf("age %s, want the row's 3h when the message has no first_seen", d)
 	}
 }
+
+func TestConfigLoadsTheEnvironmentWithDefaults(t *testing.T) {
+	var c Config
+	err := config.Load(t.Context(), config.MapLookup(map[string]string{
+		"SMTP_URL": "smtps://mailer:pw%40x@mail.example", "REPORT_FROM": "sfsync@shop.example", "SF_TOKEN": "tok",
+	}), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := validConfig()
+	want.Token, want.ReportFrom = "tok", "sfsync@shop.example"
+	want.SMTP = SMTPURL{ImplicitTLS: true, Host: "mail.example", Port: 465, User: "mailer", Password: "pw@x"}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Fatalf("loaded config (-want +got):\n%s", diff)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
