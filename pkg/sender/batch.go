@@ -27,7 +27,7 @@ type group struct {
 // is sent as soon as it is full; otherwise, in realtime mode, once its
 // oldest item has lingered BATCH_LINGER, and in batch mode every
 // BATCH_INTERVAL.
-func (s *Sender) batcher(ctx context.Context) error {
+func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 	groups := map[groupKey]*group{}
 	tickEvery := s.cfg.Linger / 4
 	if s.cfg.Mode == ModeBatch {
@@ -48,21 +48,29 @@ func (s *Sender) batcher(ctx context.Context) error {
 				defer s.sends.Done()
 				s.sem <- struct{}{}
 				defer func() { <-s.sem }()
-				s.send(context.WithoutCancel(ctx), k, chunk)
+				s.send(work, k, chunk)
 			}()
 		}
 	}
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stop:
 			// Shutdown: what was gathered goes back to the broker.
 			for k, g := range groups {
 				delete(groups, k)
 				for _, it := range g.items {
-					s.hold(context.WithoutCancel(ctx), it, 0, "shutdown", "")
+					s.hold(work, it, 0, "shutdown", "")
 				}
 			}
-			return nil
+			// Items still arriving from workers finishing up go back too.
+			for {
+				select {
+				case it := <-s.items:
+					s.hold(work, it, 0, "shutdown", "")
+				default:
+					return nil
+				}
+			}
 		case it := <-s.items:
 			k := it.key()
 			g, ok := groups[k]

@@ -127,6 +127,8 @@ func (s *Sender) prepare(ctx context.Context, it *item) {
 	it.entry = entry
 	select {
 	case s.items <- it:
+	case <-s.stopped:
+		s.hold(ctx, it, 0, "shutdown", "")
 	case <-ctx.Done():
 		s.hold(context.WithoutCancel(ctx), it, time.Second, "shutdown", "")
 	}

@@ -34,6 +34,7 @@ type Sender struct {
 	shops    *shopCache
 
 	items    chan *item
+	stopped  chan struct{} // closed when the batcher has stopped taking items
 	sem      chan struct{}
 	inHand   sync.Map // task id → struct{}: claimed by this replica
 	inflight sync.Map // *item → struct{}: acked or put back when done
@@ -41,6 +42,7 @@ type Sender struct {
 
 	muReport sync.Mutex
 	reported map[string]time.Time
+	drain    time.Duration
 }
 
 // Deps are what a sender runs on.
@@ -52,6 +54,10 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// Instance names this replica in task claims.
 	Instance string
+	// DrainTimeout bounds how long work in flight may take once Run's
+	// context ends (default 20s); past it, what is left goes back to the
+	// broker.
+	DrainTimeout time.Duration
 }
 
 // New returns a sender; Run starts it.
@@ -65,8 +71,11 @@ func New(cfg Config, d Deps) (*Sender, error) {
 	}
 	s := &Sender{
 		cfg: cfg, store: d.Store, js: js, client: d.Client, log: d.Log, m: newMetrics(d.Registry),
-		instance: d.Instance, items: make(chan *item, 4096), sem: make(chan struct{}, cfg.Concurrency),
-		reported: map[string]time.Time{},
+		instance: d.Instance, items: make(chan *item, 4096), stopped: make(chan struct{}), sem: make(chan struct{}, cfg.Concurrency),
+		reported: map[string]time.Time{}, drain: d.DrainTimeout,
+	}
+	if s.drain <= 0 {
+		s.drain = 20 * time.Second
 	}
 	if len(s.instance) > 64 {
 		s.instance = s.instance[:64]
@@ -85,9 +94,33 @@ const (
 // Run consumes both lanes until ctx ends. On shutdown it stops fetching,
 // lets the messages it holds finish or go back to the broker, and returns.
 func (s *Sender) Run(ctx context.Context) error {
+	// Work in flight finishes under its own context when ctx ends: claims
+	// are released and messages answered, so nothing waits out a claim
+	// after a restart. DrainTimeout bounds it.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-finished:
+			return
+		}
+		select {
+		case <-time.After(s.drain):
+			s.log.Warn("sender drain timeout: work still in flight goes back to the broker")
+			stopWork()
+		case <-finished:
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
+	// The batcher stops once every worker has finished: no item can then
+	// arrive after it stopped.
+	workersDone := make(chan struct{})
+	var allWorkers sync.WaitGroup
 	batchDone := make(chan struct{})
-	g.Go(func() error { defer close(batchDone); return s.batcher(gctx) })
+	g.Go(func() error { defer close(batchDone); defer close(s.stopped); return s.batcher(workersDone, work) })
 	g.Go(func() error { return s.keepAlive(gctx) })
 	for _, lane := range []struct{ name, consumer string }{{laneDue, broker.SenderConsumer}, {laneWait, broker.SenderWaitConsumer}} {
 		cons, err := s.js.Consumer(ctx, broker.OrdersStream, lane.consumer)
@@ -108,10 +141,12 @@ func (s *Sender) Run(ctx context.Context) error {
 		var workers sync.WaitGroup
 		for range s.cfg.Workers {
 			workers.Add(1)
+			allWorkers.Add(1)
 			go func() {
+				defer allWorkers.Done()
 				defer workers.Done()
 				for m := range msgs {
-					s.handle(gctx, lane.name, m)
+					s.handle(work, lane.name, m)
 				}
 			}()
 		}
@@ -124,6 +159,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	go func() { allWorkers.Wait(); close(workersDone) }()
 	err := g.Wait()
 	<-batchDone
 	s.sends.Wait()

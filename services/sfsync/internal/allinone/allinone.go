@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		d.Ops.AddInfo("detector", func() any { return a.Detector.Role() })
 	}
 	if slices.Contains(roles, RoleSender) {
-		if a.Sender, err = sender.New(cfg.Sender, sender.Deps{Store: d.Store, NC: d.NC, Client: client, Log: log.With("role", RoleSender),
+		if a.Sender, err = sender.New(cfg.Sender, sender.Deps{Store: d.Store, NC: d.NC, Client: client, Log: log.With("role", RoleSender), DrainTimeout: cfg.ShutdownTimeout,
 			Registry: d.Ops.Registry(), Instance: d.Instance}); err != nil {
 			a.Close()
 			return nil, err
