@@ -68,9 +68,9 @@ demo: build ## The end-to-end demo: private MariaDB, sandbox and sfsync, a merch
 	./bin/sfsync demo
 
 .PHONY: up
-up: ## Start the docker-compose stack (arrives with the all-in-one issue)
-	docker compose up -d --build
+up: ## Build and start the docker-compose stack, and wait until every service is healthy
+	docker compose up -d --build --wait --wait-timeout 300
 
 .PHONY: down
-down: ## Stop the docker-compose stack
+down: ## Stop the docker-compose stack (its volumes stay: docker compose down -v drops them)
 	docker compose down
