@@ -23,34 +23,6 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// bulkOrders creates n Shopping Feed orders of shop 1 with plain multi-row
-// inserts (the fixture's one-by-one path is too slow for a million rows).
-func (e *env) bulkOrders(b testing.TB, n int) (first uint32) {
-	b.Helper()
-	db := e.db.DB
-	var max uint32
-	_ = db.QueryRow("SELECT COALESCE(MAX(id_order), 0) FROM ps_orders").Scan(&max)
-	first = max + 1
-	for start := 0; start < n; start += 2000 {
-		cnt := min(2000, n-start)
-		var o, sf []string
-		for i := 0; i < cnt; i++ {
-			id := int(first) + start + i
-			o = append(o, fmt.Sprintf("(%d, 'R%d', 1, 1, %d, 1, 1, 1, 1, 1, 1, 2, 'sfpayment', 'sfpayment', 1, NOW(), NOW())", id, id, e.shop.CarrierID))
-			sf = append(sf, fmt.Sprintf("('%d', 'MP%d', 'amazon', %d, %d, NOW(), NOW())", 100000+id, id, id, e.shop.TokenID))
-		}
-		if _, err := db.Exec(`INSERT INTO ps_orders (id_order, reference, id_shop_group, id_shop, id_carrier, id_lang, id_customer, id_cart, id_currency,
-			id_address_delivery, id_address_invoice, current_state, payment, module, valid, date_add, date_upd) VALUES ` + strings.Join(o, ",")); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := db.Exec(`INSERT INTO ps_shoppingfeed_order (id_internal_shoppingfeed, id_order_marketplace, name_marketplace, id_order,
-			id_shoppingfeed_token, date_add, date_upd) VALUES ` + strings.Join(sf, ",")); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return first
-}
-
 // BenchmarkCatchUp measures how fast a detector that starts from the
 // beginning publishes a backlog of BENCH_ROWS (default 1,000,000) history
 // rows: a merchant's year, or a replay. States cycle through payment
@@ -59,7 +31,11 @@ func BenchmarkCatchUp(b *testing.B) {
 	rows := envInt("BENCH_ROWS", 1_000_000)
 	e := newEnv(b)
 	const orders = 20_000
-	first := e.bulkOrders(b, orders)
+	ids, _, err := e.fx.BulkSFOrders(context.Background(), e.shop, orders, shopfixture.StatePaymentAccepted, 100000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	first := ids[0]
 	states := []uint32{shopfixture.StatePaymentAccepted, shopfixture.StateProcessing, shopfixture.StateShipped, shopfixture.StateDelivered, shopfixture.StateCanceled}
 	loadStart := time.Now()
 	for start := 0; start < rows; start += 5000 {

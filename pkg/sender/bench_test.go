@@ -31,31 +31,12 @@ func limited(c *sfsandbox.Config) {
 	c.Faults.Latency = 20 * time.Millisecond
 }
 
-// bulkOrders creates n Shopping Feed orders with multi-row inserts and
-// returns their ids and SF ids.
+// bulkOrders creates n Shopping Feed orders in one go.
 func (p *pipeline) bulkOrders(b testing.TB, n int) ([]uint32, []int64) {
 	b.Helper()
-	var maxID uint32
-	_ = p.db.DB.QueryRow("SELECT COALESCE(MAX(id_order), 0) FROM ps_orders").Scan(&maxID)
-	var ids []uint32
-	var sfIDs []int64
-	for start := 0; start < n; start += 2000 {
-		cnt := min(2000, n-start)
-		var o, sf []string
-		for i := 0; i < cnt; i++ {
-			id := int(maxID) + 1 + start + i
-			o = append(o, fmt.Sprintf("(%d, 'R%d', 1, 1, %d, 1, 1, 1, 1, 1, 1, 2, 'sfpayment', 'sfpayment', 1, NOW(), NOW())", id, id, p.shop.CarrierID))
-			sf = append(sf, fmt.Sprintf("('%d', 'MP%d', 'amazon', %d, %d, NOW(), NOW())", 900000+id, id, id, p.shop.TokenID))
-			ids, sfIDs = append(ids, uint32(id)), append(sfIDs, int64(900000+id))
-		}
-		if _, err := p.db.DB.Exec(`INSERT INTO ps_orders (id_order, reference, id_shop_group, id_shop, id_carrier, id_lang, id_customer, id_cart, id_currency,
-			id_address_delivery, id_address_invoice, current_state, payment, module, valid, date_add, date_upd) VALUES ` + strings.Join(o, ",")); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := p.db.DB.Exec(`INSERT INTO ps_shoppingfeed_order (id_internal_shoppingfeed, id_order_marketplace, name_marketplace, id_order,
-			id_shoppingfeed_token, date_add, date_upd) VALUES ` + strings.Join(sf, ",")); err != nil {
-			b.Fatal(err)
-		}
+	ids, sfIDs, err := p.fx.BulkSFOrders(context.Background(), p.shop, n, shopfixture.StatePaymentAccepted, 900000)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return ids, sfIDs
 }

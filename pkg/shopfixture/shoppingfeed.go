@@ -2,7 +2,9 @@ package shopfixture
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/sfsync/sfsync/pkg/prestashop"
 )
@@ -58,3 +60,40 @@ func (f *Fixture) CreateSFOrder(ctx context.Context, s SFShop, sfID int64, chann
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// BulkSFOrders creates n Shopping Feed orders of the shop in state, with
+// multi-row inserts (CreateSFOrder one by one is too slow for benchmarks of
+// thousands of orders). SF order ids are sfIDBase plus the order id. It
+// writes no order_history row. It returns the order ids and SF ids.
+func (f *Fixture) BulkSFOrders(ctx context.Context, s SFShop, n int, state uint32, sfIDBase int64) ([]uint32, []int64, error) {
+	var maxID uint32
+	if err := f.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order), 0) FROM "+f.t("orders")).Scan(&maxID); err != nil {
+		return nil, nil, fmt.Errorf("bulk orders: %w", err)
+	}
+	var group uint32
+	if err := f.db.QueryRowContext(ctx, "SELECT id_shop_group FROM "+f.t("shop")+" WHERE id_shop = ?", s.ShopID).Scan(&group); err != nil {
+		return nil, nil, fmt.Errorf("bulk orders in shop %d: %w", s.ShopID, err)
+	}
+	ids := make([]uint32, 0, n)
+	sfIDs := make([]int64, 0, n)
+	for start := 0; start < n; start += 2000 {
+		cnt := min(2000, n-start)
+		o := make([]string, 0, cnt)
+		sf := make([]string, 0, cnt)
+		for i := range cnt {
+			id := int64(maxID) + 1 + int64(start+i)
+			o = append(o, fmt.Sprintf("(%d, 'R%d', %d, %d, %d, 1, 1, 1, 1, 1, 1, %d, 'sfpayment', 'sfpayment', 1, NOW(), NOW())", id, id, group, s.ShopID, s.CarrierID, state))
+			sf = append(sf, fmt.Sprintf("('%d', 'MP%d', 'amazon', %d, %d, NOW(), NOW())", sfIDBase+id, id, id, s.TokenID))
+			ids, sfIDs = append(ids, uint32(id)), append(sfIDs, sfIDBase+id)
+		}
+		if _, err := f.db.ExecContext(ctx, "INSERT INTO "+f.t("orders")+` (id_order, reference, id_shop_group, id_shop, id_carrier, id_lang, id_customer, id_cart,
+			id_currency, id_address_delivery, id_address_invoice, current_state, payment, module, valid, date_add, date_upd) VALUES `+strings.Join(o, ",")); err != nil {
+			return nil, nil, fmt.Errorf("bulk orders: %w", err)
+		}
+		if _, err := f.db.ExecContext(ctx, "INSERT INTO "+f.t("shoppingfeed_order")+` (id_internal_shoppingfeed, id_order_marketplace, name_marketplace, id_order,
+			id_shoppingfeed_token, date_add, date_upd) VALUES `+strings.Join(sf, ",")); err != nil {
+			return nil, nil, fmt.Errorf("bulk orders: %w", err)
+		}
+	}
+	return ids, sfIDs, nil
+}

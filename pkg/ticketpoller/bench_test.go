@@ -14,6 +14,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/sfsandbox"
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
+	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
 	"github.com/sfsync/sfsync/pkg/ticketpoller"
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
@@ -147,33 +148,13 @@ func BenchmarkResolveBatches(b *testing.B) {
 	b.ReportMetric(sent.Seconds(), "send-s")
 }
 
-// bulkOrders creates n Shopping Feed orders, state shipped, with
-// multi-row inserts, and returns their ids and SF ids.
+// bulkOrders creates n Shopping Feed orders, state shipped, in one go,
+// and returns their ids and SF ids.
 func bulkOrders(b *testing.B, e *env, n int) ([]uint32, []int64) {
 	b.Helper()
-	var maxID uint32
-	if err := e.db.DB.QueryRow("SELECT COALESCE(MAX(id_order), 0) FROM ps_orders").Scan(&maxID); err != nil {
+	ids, sfIDs, err := e.fx.BulkSFOrders(context.Background(), e.shop, n, shopfixture.StateShipped, 900000)
+	if err != nil {
 		b.Fatal(err)
-	}
-	ids := make([]uint32, 0, n)
-	sfIDs := make([]int64, 0, n)
-	for start := 0; start < n; start += 2000 {
-		cnt := min(2000, n-start)
-		var o, sf []string
-		for i := range cnt {
-			id := int(maxID) + 1 + start + i
-			o = append(o, fmt.Sprintf("(%d, 'R%d', 1, 1, %d, 1, 1, 1, 1, 1, 1, 4, 'sfpayment', 'sfpayment', 1, NOW(), NOW())", id, id, e.shop.CarrierID))
-			sf = append(sf, fmt.Sprintf("('%d', 'MP%d', 'amazon', %d, %d, NOW(), NOW())", 900000+id, id, id, e.shop.TokenID))
-			ids, sfIDs = append(ids, uint32(id)), append(sfIDs, int64(900000+id))
-		}
-		if _, err := e.db.DB.Exec(`INSERT INTO ps_orders (id_order, reference, id_shop_group, id_shop, id_carrier, id_lang, id_customer, id_cart, id_currency,
-			id_address_delivery, id_address_invoice, current_state, payment, module, valid, date_add, date_upd) VALUES ` + strings.Join(o, ",")); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := e.db.DB.Exec(`INSERT INTO ps_shoppingfeed_order (id_internal_shoppingfeed, id_order_marketplace, name_marketplace, id_order,
-			id_shoppingfeed_token, date_add, date_upd) VALUES ` + strings.Join(sf, ",")); err != nil {
-			b.Fatal(err)
-		}
 	}
 	return ids, sfIDs
 }
