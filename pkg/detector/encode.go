@@ -63,6 +63,7 @@ func encodeEvent(ev *sfsyncv1.OrderStatusChanged) []byte {
 	u64("taskId", ev.TaskId)
 	str("source", ev.Source)
 	str("shopDb", ev.ShopDb)
+	str("target", ev.Target)
 	return append(b, '}')
 }
 

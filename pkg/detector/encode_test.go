@@ -21,7 +21,7 @@ func TestEncodeEventIsProtoJSON(t *testing.T) {
 		{"empty", &sfsyncv1.OrderStatusChanged{}},
 		{"detector", &sfsyncv1.OrderStatusChanged{ShopId: 1, OrderId: 42, OrderHistoryId: 1 << 40, OrderStateId: 4,
 			ChangedAt: timestamppb.New(at), NotBefore: timestamppb.New(at.Add(5 * time.Minute)), Position: 1<<40 + 7, TaskId: 9,
-			Source: "detector", ShopDb: "prestashop"}},
+			Source: "detector", ShopDb: "prestashop", Target: "webhook"}},
 		{"millis", &sfsyncv1.OrderStatusChanged{ChangedAt: timestamppb.New(at.Add(120 * time.Millisecond))}},
 		{"micros", &sfsyncv1.OrderStatusChanged{ChangedAt: timestamppb.New(at.Add(7 * time.Microsecond))}},
 		{"nanos", &sfsyncv1.OrderStatusChanged{ChangedAt: timestamppb.New(at.Add(3))}},

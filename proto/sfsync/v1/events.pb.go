@@ -57,7 +57,10 @@ type OrderStatusChanged struct {
 	// Who published: "detector", "sweeper", "replay", "retry".
 	Source string `protobuf:"bytes,9,opt,name=source,proto3" json:"source,omitempty"`
 	// Database the shop lives in (its name), part of the dedup id.
-	ShopDb        string `protobuf:"bytes,10,opt,name=shop_db,json=shopDb,proto3" json:"shop_db,omitempty"`
+	ShopDb string `protobuf:"bytes,10,opt,name=shop_db,json=shopDb,proto3" json:"shop_db,omitempty"`
+	// The target whose task this event concerns: "shoppingfeed" (also when
+	// empty) or "webhook".
+	Target        string `protobuf:"bytes,11,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,6 +161,13 @@ func (x *OrderStatusChanged) GetSource() string {
 func (x *OrderStatusChanged) GetShopDb() string {
 	if x != nil {
 		return x.ShopDb
+	}
+	return ""
+}
+
+func (x *OrderStatusChanged) GetTarget() string {
+	if x != nil {
+		return x.Target
 	}
 	return ""
 }
@@ -355,7 +365,7 @@ var File_sfsync_v1_events_proto protoreflect.FileDescriptor
 
 const file_sfsync_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x16sfsync/v1/events.proto\x12\tsfsync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x02\n" +
+	"\x16sfsync/v1/events.proto\x12\tsfsync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n" +
 	"\x12OrderStatusChanged\x12\x17\n" +
 	"\ashop_id\x18\x01 \x01(\rR\x06shopId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\rR\aorderId\x12(\n" +
@@ -369,7 +379,8 @@ const file_sfsync_v1_events_proto_rawDesc = "" +
 	"\atask_id\x18\b \x01(\x04R\x06taskId\x12\x16\n" +
 	"\x06source\x18\t \x01(\tR\x06source\x12\x17\n" +
 	"\ashop_db\x18\n" +
-	" \x01(\tR\x06shopDb\"\x9a\x02\n" +
+	" \x01(\tR\x06shopDb\x12\x16\n" +
+	"\x06target\x18\v \x01(\tR\x06target\"\x9a\x02\n" +
 	"\vTicketCheck\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\tR\astoreId\x12\x17\n" +
 	"\ashop_id\x18\x02 \x01(\rR\x06shopId\x12\x19\n" +
