@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -14,6 +15,10 @@ const SchemaVersion = 1
 const (
 	ActionSyncStatus        = "SYNC_STATUS"
 	ActionCheckTicketStatus = "CHECK_TICKET_SYNC_STATUS"
+	// ActionWebhook is sfsync's own action for updates to the webhook
+	// target: an ENUM value the module does not know, so that its cron
+	// never sends them to Shopping Feed.
+	ActionWebhook = "SFSYNC_WEBHOOK"
 )
 
 // TaskOrderDDL creates shoppingfeed_task_order as the official module does;
@@ -50,6 +55,17 @@ const metaDDL = "CREATE TABLE IF NOT EXISTS %s (" +
 	"`value` TEXT NULL," +
 	"`date_upd` DATETIME NOT NULL," +
 	"PRIMARY KEY (`name`)" +
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+
+// webhookDeliveredDDL creates sfsync's record of the last state change
+// delivered to the webhook target per order, so that two changes that
+// leave an order in the same current state are delivered once.
+const webhookDeliveredDDL = "CREATE TABLE IF NOT EXISTS %s (" +
+	"`id_order` INT(10) UNSIGNED NOT NULL," +
+	"`id_order_history` INT(10) UNSIGNED NOT NULL," +
+	"`status` VARCHAR(64) NOT NULL," +
+	"`date_upd` DATETIME NOT NULL," +
+	"PRIMARY KEY (`id_order`)" +
 	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
 
 // taskColumns are the columns sfsync adds to shoppingfeed_task_order: all
@@ -112,12 +128,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 		fmt.Sprintf(TaskOrderDDL, s.T("shoppingfeed_task_order")),
 		fmt.Sprintf(ProcessLoggerDDL, s.T("shoppingfeed_processlogger")),
 		fmt.Sprintf(metaDDL, s.T("sfsync_meta")),
+		fmt.Sprintf(webhookDeliveredDDL, s.T("sfsync_webhook_delivered")),
 	} {
 		if _, err := conn.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrate: create table: %w", err)
 		}
 	}
 	task := s.prefix + "shoppingfeed_task_order"
+	if err := s.addEnumValue(ctx, conn, task, "action", ActionWebhook); err != nil {
+		return err
+	}
 	for _, c := range taskColumns {
 		if err := s.addColumn(ctx, conn, task, c.name, c.def); err != nil {
 			return err
@@ -150,6 +170,26 @@ func (s *Store) addColumn(ctx context.Context, conn *sql.Conn, table, column, de
 	}
 	if _, err := conn.ExecContext(ctx, "ALTER TABLE `"+table+"` ADD COLUMN `"+column+"` "+def); err != nil {
 		return fmt.Errorf("migrate: add column %s.%s: %w", table, column, err)
+	}
+	return nil
+}
+
+// addEnumValue adds value to an ENUM column's values when missing, keeping
+// the others and their order.
+func (s *Store) addEnumValue(ctx context.Context, conn *sql.Conn, table, column, value string) error {
+	var typ, nullable string
+	if err := conn.QueryRowContext(ctx, "SELECT COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", table, column).Scan(&typ, &nullable); err != nil {
+		return fmt.Errorf("migrate: inspect %s.%s: %w", table, column, err)
+	}
+	if !strings.HasPrefix(strings.ToLower(typ), "enum(") || strings.Contains(typ, "'"+value+"'") {
+		return nil
+	}
+	def := typ[:len(typ)-1] + ",'" + value + "')"
+	if nullable == "NO" {
+		def += " NOT NULL"
+	}
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE `"+table+"` MODIFY COLUMN `"+column+"` "+def); err != nil {
+		return fmt.Errorf("migrate: add %s to %s.%s: %w", value, table, column, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sort"
+	"strings"
 	"testing"
 
 	"golang.org/x/sync/errgroup"
@@ -107,6 +108,17 @@ func TestMigrateOverOfficialModuleTables(t *testing.T) {
 	// task queued before is intact.
 	if _, err := d.DB.Exec("INSERT INTO ps_shoppingfeed_task_order (action, id_order, ticket_number, batch_id, update_at, date_add, date_upd) VALUES ('CHECK_TICKET_SYNC_STATUS', 43, 't1', 'b1', NULL, NOW(), NOW())"); err != nil {
 		t.Fatalf("module-style insert after migrate: %v", err)
+	}
+	// sfsync's own action value was added to the module's ENUM, the others kept.
+	if _, err := d.DB.Exec("INSERT INTO ps_shoppingfeed_task_order (action, id_order, date_add, date_upd) VALUES ('SFSYNC_WEBHOOK', 44, NOW(), NOW())"); err != nil {
+		t.Fatalf("insert an SFSYNC_WEBHOOK task after migrate: %v", err)
+	}
+	var typ string
+	if err := d.DB.QueryRow("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ps_shoppingfeed_task_order' AND COLUMN_NAME = 'action'").Scan(&typ); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(typ, "enum('SYNC_STATUS','CHECK_TICKET_SYNC_STATUS','UPLOAD_INVOICE'") || !strings.HasSuffix(typ, ",'SFSYNC_WEBHOOK')") {
+		t.Fatalf("action column %s", typ)
 	}
 	var n, attempts int
 	if err := d.DB.QueryRow("SELECT COUNT(*), SUM(sfsync_attempts) FROM ps_shoppingfeed_task_order WHERE id_order IN (42, 43)").Scan(&n, &attempts); err != nil {

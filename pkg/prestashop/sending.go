@@ -35,6 +35,12 @@ func (t SyncTask) Claimed() bool { return t.ClaimedBy != "" && t.ClaimUntil.Afte
 // SyncTask reads an order's SYNC_STATUS task (the oldest if there are
 // several); ErrNotFound when there is none.
 func (s *Store) SyncTask(ctx context.Context, orderID uint32) (SyncTask, error) {
+	return s.PendingTask(ctx, ActionSyncStatus, orderID)
+}
+
+// PendingTask reads an order's pending task of action (SYNC_STATUS or
+// SFSYNC_WEBHOOK); ErrNotFound when there is none.
+func (s *Store) PendingTask(ctx context.Context, action string, orderID uint32) (SyncTask, error) {
 	var t SyncTask
 	var upd sql.NullTime
 	var failed sql.NullTime
@@ -44,7 +50,7 @@ func (s *Store) SyncTask(ctx context.Context, orderID uint32) (SyncTask, error) 
 	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, sfsync_failed_at,
 	        sfsync_claim_owner, sfsync_claim_until, NOW(3)
 	      FROM `+s.T("shoppingfeed_task_order")+` WHERE action = ? AND id_order = ? ORDER BY id_shoppingfeed_task_order LIMIT 1`,
-		ActionSyncStatus, orderID).
+		action, orderID).
 		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &failed, &owner, &until, &t.Now)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SyncTask{}, fmt.Errorf("sync task of order %d: %w", orderID, ErrNotFound)
@@ -63,7 +69,8 @@ func (s *Store) SyncTask(ctx context.Context, orderID uint32) (SyncTask, error) 
 	return t, nil
 }
 
-// ClaimTask claims a due, unfailed, unclaimed SYNC_STATUS task for owner
+// ClaimTask claims a due, unfailed, unclaimed pending task (SYNC_STATUS or
+// SFSYNC_WEBHOOK) for owner
 // for ttl, so that no other sender handles it meanwhile (an owner's own
 // live claim is not taken twice either). It returns the claimed task
 // (with the change it holds now), or ok false when the task is claimed by
@@ -71,10 +78,10 @@ func (s *Store) SyncTask(ctx context.Context, orderID uint32) (SyncTask, error) 
 func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl time.Duration) (SyncTask, bool, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE `+s.T("shoppingfeed_task_order")+`
 	      SET sfsync_claim_owner = ?, sfsync_claim_until = NOW(3) + INTERVAL ? MICROSECOND
-	      WHERE id_shoppingfeed_task_order = ? AND action = ? AND sfsync_failed_at IS NULL
+	      WHERE id_shoppingfeed_task_order = ? AND action IN (?, ?) AND sfsync_failed_at IS NULL
 	        AND (update_at IS NULL OR update_at <= NOW())
 	        AND (sfsync_claim_until IS NULL OR sfsync_claim_until < NOW(3))`,
-		owner, ttl.Microseconds(), taskID, ActionSyncStatus)
+		owner, ttl.Microseconds(), taskID, ActionSyncStatus, ActionWebhook)
 	if err != nil {
 		return SyncTask{}, false, fmt.Errorf("claim task %d: %w", taskID, err)
 	}
@@ -131,11 +138,12 @@ func (s *Store) CountAttempt(ctx context.Context, taskID uint64, owner, errMsg s
 // FailTask marks a claimed task failed with the reason, for the report.
 // It stays in the table until the merchant's next change (or sfsync retry)
 // re-queues it.
-func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, reason string) error {
+func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, operation, reason string) error {
 	_, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
 		" SET sfsync_failed_at = NOW(), sfsync_error = ?, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
+		" sfsync_operation = COALESCE(NULLIF(?, ''), sfsync_operation),"+
 		" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?",
-		truncate(reason, 2000), taskID, owner)
+		truncate(reason, 2000), truncate(operation, 16), taskID, owner)
 	if err != nil {
 		return fmt.Errorf("fail task %d: %w", taskID, err)
 	}
@@ -253,4 +261,90 @@ func (s *Store) RenewClaims(ctx context.Context, ids []uint64, owner string, ttl
 		}
 	}
 	return nil
+}
+
+// TransactionID returns the first order_payment.transaction_id of an order
+// ("" when it has none).
+func (s *Store) TransactionID(ctx context.Context, orderID uint32) (string, error) {
+	var id sql.NullString
+	err := s.db.QueryRowContext(ctx, "SELECT p.transaction_id FROM "+s.T("order_payment")+" p JOIN "+s.T("orders")+
+		" o ON o.reference = p.order_reference WHERE o.id_order = ? AND COALESCE(p.transaction_id, '') <> '' ORDER BY p.id_order_payment LIMIT 1", orderID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read payment of order %d: %w", orderID, err)
+	}
+	return id.String, nil
+}
+
+// Changes is an order's latest state change and the one before it.
+type Changes struct {
+	// HistoryID, State and At are the latest change's (At in the shop's clock).
+	HistoryID uint64
+	State     uint32
+	At        time.Time
+	// Previous is the state before it (0 when there is none).
+	Previous uint32
+}
+
+// LastChanges reads the order's latest state change and the one before.
+func (s *Store) LastChanges(ctx context.Context, orderID uint32) (Changes, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id_order_history, id_order_state, date_add FROM "+s.T("order_history")+
+		" WHERE id_order = ? ORDER BY id_order_history DESC LIMIT 2", orderID)
+	if err != nil {
+		return Changes{}, fmt.Errorf("read history of order %d: %w", orderID, err)
+	}
+	defer rows.Close()
+	var c Changes
+	for i := 0; rows.Next(); i++ {
+		var id uint64
+		var st uint32
+		var t time.Time
+		if err := rows.Scan(&id, &st, &t); err != nil {
+			return Changes{}, err
+		}
+		if i == 0 {
+			c.HistoryID, c.State, c.At = id, st, t
+		} else {
+			c.Previous = st
+		}
+	}
+	return c, rows.Err()
+}
+
+// WebhookDelivered returns the history id of the last change delivered to
+// the webhook for an order (0 when none).
+func (s *Store) WebhookDelivered(ctx context.Context, orderID uint32) (uint64, error) {
+	var id uint64
+	err := s.db.QueryRowContext(ctx, "SELECT id_order_history FROM "+s.T("sfsync_webhook_delivered")+" WHERE id_order = ?", orderID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read webhook delivery of order %d: %w", orderID, err)
+	}
+	return id, nil
+}
+
+// MarkWebhookDelivered records that the change historyID (status) of an
+// order reached the webhook; it never moves backwards.
+func (s *Store) MarkWebhookDelivered(ctx context.Context, orderID uint32, historyID uint64, status string) error {
+	_, err := s.db.ExecContext(ctx, "INSERT INTO "+s.T("sfsync_webhook_delivered")+" (id_order, id_order_history, status, date_upd) VALUES (?, ?, ?, NOW())"+
+		" ON DUPLICATE KEY UPDATE status = IF(VALUES(id_order_history) > id_order_history, VALUES(status), status),"+
+		" id_order_history = GREATEST(id_order_history, VALUES(id_order_history)), date_upd = NOW()", orderID, historyID, truncate(status, 64))
+	if err != nil {
+		return fmt.Errorf("record webhook delivery of order %d: %w", orderID, err)
+	}
+	return nil
+}
+
+// ClockOffset is the database clock's offset from UTC, to turn the shop's
+// wall times into instants.
+func (s *Store) ClockOffset(ctx context.Context) (time.Duration, error) {
+	var secs int64
+	if err := s.db.QueryRowContext(ctx, "SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())").Scan(&secs); err != nil {
+		return 0, fmt.Errorf("read database clock offset: %w", err)
+	}
+	return time.Duration(secs) * time.Second, nil
 }

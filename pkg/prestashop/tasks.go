@@ -26,6 +26,12 @@ const inChunk = 500
 // task that had failed is re-queued: its attempts and failure are cleared.
 // It returns each order's task id.
 func (s *Store) UpsertSyncTasks(ctx context.Context, changes []TaskChange) (map[uint32]uint64, error) {
+	return s.UpsertTasks(ctx, ActionSyncStatus, changes)
+}
+
+// UpsertTasks is UpsertSyncTasks for the pending tasks of any action
+// (SYNC_STATUS for Shopping Feed, SFSYNC_WEBHOOK for the webhook target).
+func (s *Store) UpsertTasks(ctx context.Context, action string, changes []TaskChange) (map[uint32]uint64, error) {
 	latest := map[uint32]TaskChange{}
 	first := map[uint32]uint64{}
 	for _, c := range changes {
@@ -48,7 +54,7 @@ func (s *Store) UpsertSyncTasks(ctx context.Context, changes []TaskChange) (map[
 	defer tx.Rollback()
 	for start := 0; start < len(ids); start += inChunk {
 		chunk := ids[start:min(start+inChunk, len(ids))]
-		if err := s.upsertChunk(ctx, tx, chunk, latest, first, out); err != nil {
+		if err := s.upsertChunk(ctx, tx, action, chunk, latest, first, out); err != nil {
 			return nil, err
 		}
 	}
@@ -58,9 +64,9 @@ func (s *Store) UpsertSyncTasks(ctx context.Context, changes []TaskChange) (map[
 	return out, nil
 }
 
-func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, orders []uint32, latest map[uint32]TaskChange, first map[uint32]uint64, out map[uint32]uint64) error {
+func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, action string, orders []uint32, latest map[uint32]TaskChange, first map[uint32]uint64, out map[uint32]uint64) error {
 	t := s.T("shoppingfeed_task_order")
-	existing, err := syncTaskIDs(ctx, tx, t, orders, true)
+	existing, err := taskIDs(ctx, tx, t, action, orders, true)
 	if err != nil {
 		return err
 	}
@@ -84,8 +90,8 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, orders []uint32, la
 		vals := make([]string, len(upd))
 		args := make([]any, 0, len(upd)*4)
 		for i, o := range upd {
-			vals[i] = "(?, '" + ActionSyncStatus + "', ?, ?, NOW(), NOW(), ?)"
-			args = append(args, existing[o].id, o, latest[o].UpdateAt, latest[o].HistoryID)
+			vals[i] = "(?, ?, ?, ?, NOW(), NOW(), ?)"
+			args = append(args, existing[o].id, action, o, latest[o].UpdateAt, latest[o].HistoryID)
 		}
 		q := "INSERT INTO " + t + " (id_shoppingfeed_task_order, action, id_order, update_at, date_add, date_upd, sfsync_history_last) VALUES " +
 			strings.Join(vals, ",") + " ON DUPLICATE KEY UPDATE update_at = VALUES(update_at)," +
@@ -101,14 +107,14 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, orders []uint32, la
 		vals := make([]string, len(ins))
 		args := make([]any, 0, len(ins)*4)
 		for i, o := range ins {
-			vals[i] = "('" + ActionSyncStatus + "', ?, ?, NOW(), NOW(), ?, ?, NOW())"
-			args = append(args, o, latest[o].UpdateAt, first[o], latest[o].HistoryID)
+			vals[i] = "(?, ?, ?, NOW(), NOW(), ?, ?, NOW())"
+			args = append(args, action, o, latest[o].UpdateAt, first[o], latest[o].HistoryID)
 		}
 		q := "INSERT INTO " + t + " (action, id_order, update_at, date_add, date_upd, sfsync_history_first, sfsync_history_last, sfsync_progress_at) VALUES " + strings.Join(vals, ",")
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("save tasks: insert: %w", err)
 		}
-		created, err := syncTaskIDs(ctx, tx, t, ins, false)
+		created, err := taskIDs(ctx, tx, t, action, ins, false)
 		if err != nil {
 			return err
 		}
@@ -124,15 +130,16 @@ type taskRef struct {
 	last uint64
 }
 
-// syncTaskIDs returns each order's SYNC_STATUS task (the oldest when a shop
-// has several).
-func syncTaskIDs(ctx context.Context, tx *sql.Tx, table string, orders []uint32, lock bool) (map[uint32]taskRef, error) {
-	args := make([]any, len(orders))
-	for i, o := range orders {
-		args[i] = o
+// taskIDs returns each order's pending task of action (the oldest when a
+// shop has several).
+func taskIDs(ctx context.Context, tx *sql.Tx, table, action string, orders []uint32, lock bool) (map[uint32]taskRef, error) {
+	args := make([]any, 0, len(orders)+1)
+	args = append(args, action)
+	for _, o := range orders {
+		args = append(args, o)
 	}
 	q := "SELECT id_shoppingfeed_task_order, id_order, COALESCE(sfsync_history_last, 0) FROM " + table +
-		" WHERE action = '" + ActionSyncStatus + "' AND id_order IN (?" + strings.Repeat(",?", len(orders)-1) + ") ORDER BY id_shoppingfeed_task_order"
+		" WHERE action = ? AND id_order IN (?" + strings.Repeat(",?", len(orders)-1) + ") ORDER BY id_shoppingfeed_task_order"
 	if lock {
 		q += " FOR UPDATE"
 	}
@@ -168,7 +175,7 @@ type StuckTask struct {
 	TokenID   uint32
 }
 
-// StuckTasks lists, oldest first, due SYNC_STATUS tasks and unresolved
+// StuckTasks lists, oldest first, due SYNC_STATUS and SFSYNC_WEBHOOK tasks and unresolved
 // CHECK_TICKET_SYNC_STATUS tasks that are not failed, not claimed, and made
 // no progress for `after`.
 func (s *Store) StuckTasks(ctx context.Context, after time.Duration, limit int) ([]StuckTask, error) {
@@ -178,10 +185,10 @@ func (s *Store) StuckTasks(ctx context.Context, after time.Duration, limit int) 
 	      WHERE t.sfsync_failed_at IS NULL
 	        AND COALESCE(t.sfsync_progress_at, t.date_upd) < NOW() - INTERVAL ? SECOND
 	        AND (t.sfsync_claim_until IS NULL OR t.sfsync_claim_until < NOW(3))
-	        AND ((t.action = ? AND (t.update_at IS NULL OR t.update_at <= NOW()))
+	        AND ((t.action IN (?, ?) AND (t.update_at IS NULL OR t.update_at <= NOW()))
 	          OR (t.action = ? AND t.batch_id IS NOT NULL))
 	      ORDER BY COALESCE(t.sfsync_progress_at, t.date_upd) LIMIT ?`
-	rows, err := s.db.QueryContext(ctx, q, int64(after/time.Second), ActionSyncStatus, ActionCheckTicketStatus, limit)
+	rows, err := s.db.QueryContext(ctx, q, int64(after/time.Second), ActionSyncStatus, ActionWebhook, ActionCheckTicketStatus, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list stuck tasks: %w", err)
 	}
