@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/targets"
 )
 
 // Config is the detector's configuration.
@@ -31,6 +32,8 @@ type Config struct {
 	SweepAfter    time.Duration  `env:"SWEEP_AFTER, default=10m"`
 	// SettingsTTL is how long a shop's configuration is cached.
 	SettingsTTL time.Duration `env:"SETTINGS_TTL, default=5s"`
+	// Targets says where updates go (Shopping Feed, a webhook).
+	Targets targets.Config
 }
 
 // Validate checks the values.
@@ -53,7 +56,7 @@ func (c Config) Validate() error {
 	if c.SweepInterval <= 0 || c.SweepAfter <= 0 {
 		return config.Invalid("SWEEP_INTERVAL", "SWEEP_INTERVAL and SWEEP_AFTER must be positive")
 	}
-	return nil
+	return c.Targets.Validate()
 }
 
 // Start is where to begin when there is no checkpoint.

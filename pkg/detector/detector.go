@@ -18,6 +18,7 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/targets"
 )
 
 // Detector is one detector replica.
@@ -39,6 +40,7 @@ type Detector struct {
 	leading atomic.Bool
 	shops   *shopCache
 	probe   *writerProbe
+	hook    targets.Mapping
 }
 
 // Deps are what a detector runs on.
@@ -80,6 +82,11 @@ func New(ctx context.Context, cfg Config, d Deps) (*Detector, error) {
 		shopDB: db, key: Key(db, d.Store.Prefix()),
 	}
 	det.shops = newShopCache(det)
+	if cfg.Targets.ToWebhook() {
+		if det.hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.WriterCheck {
 		det.probe = &writerProbe{store: d.Store, log: d.Log, nowait: true}
 	}

@@ -486,7 +486,10 @@ func TestTwoDetectorsPublishEachChangeOnce(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		history = append(history, e.change(o, []uint32{shopfixture.StateShipped, shopfixture.StateProcessing}[i%2]))
 	}
-	e.eventually(10*time.Second, "all published", func() bool { return len(e.events()) >= len(history) })
+	// Under a saturated CPU (the whole suite with -race on 2 cores) a leader
+	// that misses renewals steps down and the other takes over from the
+	// checkpoint: slower, never lossy, and still once per change.
+	e.eventually(40*time.Second, "all published", func() bool { return len(e.events()) >= len(history) })
 	time.Sleep(300 * time.Millisecond)
 	if got := len(e.events()); got != len(history) {
 		t.Fatalf("%d events for %d changes", got, len(history))

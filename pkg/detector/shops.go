@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/targets"
 )
 
 // shop is what the detector knows of a shop's configuration.
@@ -19,6 +20,8 @@ type shop struct {
 	block  prestashop.SyncBlock
 	delay  time.Duration
 	loaded time.Time
+	// hook is the webhook target's mapping for this shop.
+	hook targets.ShopMapping
 }
 
 // syncs reports whether changes of this shop are handled.
@@ -97,7 +100,14 @@ func (c *shopCache) load(ctx context.Context, id uint32) (*shop, error) {
 	default:
 		d.m.blocked.WithLabelValues(label).Set(0)
 	}
-	c.checkToken(ctx, id)
+	if d.cfg.Targets.ToShoppingFeed() {
+		c.checkToken(ctx, id)
+	}
+	if d.hook != nil {
+		if sh.hook, err = d.hook.Resolve(ctx, d.store, id); err != nil {
+			return nil, err
+		}
+	}
 	return sh, nil
 }
 

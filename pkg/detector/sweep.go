@@ -13,6 +13,7 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/targets"
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
@@ -51,8 +52,11 @@ func (d *Detector) SweepOnce(ctx context.Context) (int, error) {
 	var ids []uint64
 	for _, t := range stuck {
 		switch t.Action {
-		case prestashop.ActionSyncStatus:
+		case prestashop.ActionSyncStatus, prestashop.ActionWebhook:
 			ev := &sfsyncv1.OrderStatusChanged{ShopId: t.ShopID, OrderId: t.OrderID, TaskId: t.TaskID, Source: "sweeper", ShopDb: d.shopDB}
+			if t.Action == prestashop.ActionWebhook {
+				ev.Target = targets.Webhook
+			}
 			msg, err := d.eventMsg(ev, "none", d.key+".sweep."+strconv.FormatUint(t.TaskID, 10)+"."+slot)
 			if err != nil {
 				return 0, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/targets"
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
@@ -414,6 +415,8 @@ type pending struct {
 	op        string
 	mapped    bool
 	notBefore time.Time
+	// target is "" for Shopping Feed, targets.Webhook for the webhook.
+	target string
 }
 
 // handle saves the tasks of mapped changes, then publishes every change of
@@ -424,39 +427,56 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 		return nil, nil, nil
 	}
 	evs := make([]pending, 0, len(rows))
-	var changes []prestashop.TaskChange
+	var changes, hookChanges []prestashop.TaskChange
+	toSF, toHook, allOrders := d.cfg.Targets.ToShoppingFeed(), d.cfg.Targets.ToWebhook(), d.cfg.Targets.AllOrders()
 	for _, r := range rows {
-		if !r.SF || r.ShopID == 0 {
+		if r.ShopID == 0 || !(r.SF || allOrders) {
 			continue
 		}
 		sh, err := d.shops.get(ctx, r.ShopID)
 		if err != nil {
 			return nil, nil, err
 		}
-		if !sh.syncs() {
-			continue
+		if toSF && r.SF && sh.syncs() {
+			p := pending{row: r, notBefore: r.At, op: "none"}
+			if sh.cfgErr != nil {
+				// The mapping cannot be read: keep the change as a task that
+				// waits like a shipment; the sender judges it once the merchant
+				// fixes the configuration.
+				p.mapped, p.op, p.notBefore = true, "unknown", r.At.Add(sh.delay)
+			} else if op, ok := sh.settings.Mapping.Resolve(r.StateID); ok {
+				p.mapped, p.op = true, string(op)
+				if op == prestashop.OpShip {
+					p.notBefore = r.At.Add(sh.delay)
+				}
+			}
+			if p.mapped {
+				changes = append(changes, prestashop.TaskChange{OrderID: r.OrderID, HistoryID: r.ID, UpdateAt: p.notBefore})
+			}
+			evs = append(evs, p)
 		}
-		p := pending{row: r, notBefore: r.At, op: "none"}
-		if sh.cfgErr != nil {
-			// The mapping cannot be read: keep the change as a task that
-			// waits like a shipment; the sender judges it once the merchant
-			// fixes the configuration.
-			p.mapped, p.op, p.notBefore = true, "unknown", r.At.Add(sh.delay)
-		} else if op, ok := sh.settings.Mapping.Resolve(r.StateID); ok {
-			p.mapped, p.op = true, string(op)
-			if op == prestashop.OpShip {
+		// The webhook target: every mapped change of the orders it covers;
+		// the conflict guard is Shopping Feed's and does not apply.
+		if name, ok := sh.hook.Names[r.StateID]; toHook && ok {
+			p := pending{row: r, notBefore: r.At, op: name, mapped: true, target: targets.Webhook}
+			if r.StateID == sh.hook.Shipping {
 				p.notBefore = r.At.Add(sh.delay)
 			}
+			hookChanges = append(hookChanges, prestashop.TaskChange{OrderID: r.OrderID, HistoryID: r.ID, UpdateAt: p.notBefore})
+			evs = append(evs, p)
 		}
-		if p.mapped {
-			changes = append(changes, prestashop.TaskChange{OrderID: r.OrderID, HistoryID: r.ID, UpdateAt: p.notBefore})
-		}
-		evs = append(evs, p)
 	}
 	taskIDs := map[uint32]uint64{}
 	if len(changes) > 0 {
 		var err error
 		if taskIDs, err = d.store.UpsertSyncTasks(ctx, changes); err != nil {
+			return nil, nil, err
+		}
+	}
+	hookIDs := map[uint32]uint64{}
+	if len(hookChanges) > 0 {
+		var err error
+		if hookIDs, err = d.store.UpsertTasks(ctx, prestashop.ActionWebhook, hookChanges); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -470,10 +490,15 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 			ChangedAt: timestamppb.New(p.row.At), NotBefore: timestamppb.New(p.notBefore),
 			Position: position, Source: "detector", ShopDb: d.shopDB,
 		}
-		if p.mapped {
+		id := d.key + ".oh." + strconv.FormatUint(p.row.ID, 10)
+		switch {
+		case p.target == targets.Webhook:
+			ev.Target, ev.TaskId = targets.Webhook, hookIDs[p.row.OrderID]
+			id += ".webhook"
+		case p.mapped:
 			ev.TaskId = taskIDs[p.row.OrderID]
 		}
-		msg, err := d.eventMsg(ev, p.op, d.key+".oh."+strconv.FormatUint(p.row.ID, 10))
+		msg, err := d.eventMsg(ev, p.op, id)
 		if err != nil {
 			return nil, nil, err
 		}
