@@ -170,6 +170,10 @@ func (s *Sender) retry(ctx context.Context, items []*item, cause error) {
 		if wait, ok := shoppingfeed.RetryAfter(cause); ok && wait > d {
 			d = wait
 		}
+		var hinted interface{ RetryWait() time.Duration }
+		if errors.As(cause, &hinted) && hinted.RetryWait() > d {
+			d = hinted.RetryWait()
+		}
 		s.release(it)
 		s.deferMsg(ctx, it.msg, it.ev, it.task, d, "retry")
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/targets"
 )
 
 // Modes of SYNC_MODE.
@@ -46,6 +47,8 @@ type Config struct {
 	SFToken     config.Secret `env:"SF_TOKEN"`
 	SFStoreID   string        `env:"SF_STORE_ID"`
 	SettingsTTL time.Duration `env:"SETTINGS_TTL, default=5s"`
+	// Targets says where updates go (Shopping Feed, a webhook).
+	Targets targets.Config
 }
 
 // Validate checks the values.
@@ -74,5 +77,5 @@ func (c Config) Validate() error {
 	case (c.SFToken == "") != (c.SFStoreID == ""):
 		return config.Invalid("SF_TOKEN", "SF_TOKEN and SF_STORE_ID go together")
 	}
-	return nil
+	return c.Targets.Validate()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/targets"
 )
 
 // token is the Shopping Feed token and store an order is sent with.
@@ -180,7 +181,7 @@ func (s *Sender) drop(ctx context.Context, it *item, why string) {
 
 // fail marks a task failed: it goes into the next error report.
 func (s *Sender) fail(ctx context.Context, it *item, reason string) {
-	if err := s.store.FailTask(ctx, it.task.ID, s.instance, reason); err != nil {
+	if err := s.store.FailTask(ctx, it.task.ID, s.instance, string(it.op), reason); err != nil {
 		s.release(it)
 		s.retryMsg(it.msg, "database", err)
 		return
@@ -197,6 +198,7 @@ type shop struct {
 	cfgErr   error
 	block    prestashop.SyncBlock
 	loaded   time.Time
+	hook     targets.ShopMapping
 }
 
 type shopCache struct {
@@ -241,6 +243,11 @@ func (c *shopCache) get(ctx context.Context, id uint32) (*shop, error) {
 	sh.settings = st
 	if sh.block, err = c.s.store.SyncBlocked(ctx, id); err != nil {
 		return nil, err
+	}
+	if c.s.hook != nil {
+		if sh.hook, err = c.s.hook.Resolve(ctx, c.s.store, id); err != nil {
+			return nil, err
+		}
 	}
 	c.mu.Lock()
 	c.shops[id] = sh

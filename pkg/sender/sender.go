@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/targets"
+	"github.com/sfsync/sfsync/pkg/webhook"
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
@@ -43,6 +46,16 @@ type Sender struct {
 	muReport sync.Mutex
 	reported map[string]time.Time
 	drain    time.Duration
+
+	// The webhook target.
+	hook       targets.Mapping
+	hookClient *http.Client
+	signer     webhook.Signer
+	clock      struct {
+		mu     sync.Mutex
+		offset time.Duration
+		read   time.Time
+	}
 }
 
 // Deps are what a sender runs on.
@@ -76,6 +89,13 @@ func New(cfg Config, d Deps) (*Sender, error) {
 	}
 	if s.drain <= 0 {
 		s.drain = 20 * time.Second
+	}
+	if cfg.Targets.ToWebhook() {
+		if s.hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
+			return nil, err
+		}
+		s.hookClient = &http.Client{Timeout: cfg.Targets.Hook.Timeout}
+		s.signer = webhook.Signer{KeyID: cfg.Targets.Hook.KeyID, Secret: cfg.Targets.Hook.Secret}
 	}
 	if len(s.instance) > 64 {
 		s.instance = s.instance[:64]
@@ -180,6 +200,8 @@ type item struct {
 	ref      string
 	channel  string
 	received time.Time
+	// hookChange is the history id of the change a webhook update carries.
+	hookChange uint64
 }
 
 type groupKey struct {
@@ -202,7 +224,11 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	t, err := s.store.SyncTask(ctx, ev.OrderId)
+	action := prestashop.ActionSyncStatus
+	if ev.Target == targets.Webhook {
+		action = prestashop.ActionWebhook
+	}
+	t, err := s.store.PendingTask(ctx, action, ev.OrderId)
 	switch {
 	case errors.Is(err, prestashop.ErrNotFound):
 		_ = m.Ack() // nothing pending for this order (sent, dropped, or never mapped)
@@ -248,6 +274,10 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) {
 	}
 	it := &item{msg: m, ev: &ev, task: ct, received: time.Now()}
 	s.inflight.Store(it, struct{}{})
+	if ev.Target == targets.Webhook {
+		s.prepareWebhook(ctx, it)
+		return
+	}
 	s.prepare(ctx, it)
 }
 
@@ -267,7 +297,7 @@ func (s *Sender) deferMsg(ctx context.Context, m jetstream.Msg, ev *sfsyncv1.Ord
 	s.m.deferred.WithLabelValues(reason).Inc()
 	next := &sfsyncv1.OrderStatusChanged{
 		ShopId: ev.ShopId, OrderId: ev.OrderId, OrderStateId: ev.OrderStateId, TaskId: t.ID,
-		ChangedAt: ev.ChangedAt, NotBefore: timestamppb.New(t.Now.Add(d)), Source: sourceDeferred, ShopDb: ev.ShopDb,
+		ChangedAt: ev.ChangedAt, NotBefore: timestamppb.New(t.Now.Add(d)), Source: sourceDeferred, ShopDb: ev.ShopDb, Target: ev.Target,
 	}
 	body, err := protojson.Marshal(next)
 	if err == nil {

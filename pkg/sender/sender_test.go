@@ -24,6 +24,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/targets"
 	"github.com/sfsync/sfsync/pkg/testenv"
 )
 
@@ -50,12 +51,14 @@ type pipeline struct {
 	next  int64
 	// stopDetector stops the running detector (idempotent).
 	stopDetector func()
+	targets      targets.Config
 	mu           sync.Mutex
 }
 
 type options struct {
 	shippedDelay time.Duration
 	sandbox      func(*sfsandbox.Config)
+	targets      targets.Config
 }
 
 func newPipeline(t testing.TB, o options) *pipeline {
@@ -79,6 +82,7 @@ func newPipeline(t testing.TB, o options) *pipeline {
 	if o.shippedDelay == 0 {
 		o.shippedDelay = time.Second
 	}
+	p.targets = o.targets
 	p.stopDetector = p.startDetector(o.shippedDelay, 20*time.Millisecond)
 	return p
 }
@@ -94,7 +98,7 @@ func (p *pipeline) startDetector(delay, poll time.Duration) (stop func()) {
 	nc := p.conn()
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := detector.New(ctx, detector.Config{PollInterval: poll, BatchSize: 2000, GapGrace: 2 * time.Second, WriterCheck: true,
-		ShippedDelay: &delay, StartFrom: "now", SweepInterval: time.Hour, SweepAfter: time.Hour, SettingsTTL: 50 * time.Millisecond},
+		ShippedDelay: &delay, StartFrom: "now", SweepInterval: time.Hour, SweepAfter: time.Hour, SettingsTTL: 50 * time.Millisecond, Targets: p.targets},
 		detector.Deps{Store: p.store, NC: nc, Log: testLogger(), Instance: "detector", LeaseTTL: 2 * time.Second})
 	if err != nil {
 		p.t.Fatal(err)

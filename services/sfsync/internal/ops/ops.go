@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +22,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/detector"
 	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/targets"
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
@@ -305,7 +307,7 @@ var ErrNothing = errors.New("nothing matched")
 func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 	s := e.Store
 	t := s.T("shoppingfeed_task_order")
-	q := "SELECT t.id_shoppingfeed_task_order, t.id_order, COALESCE(o.id_shop, 0) FROM " + t + " t LEFT JOIN " + s.T("orders") +
+	q := "SELECT t.id_shoppingfeed_task_order, t.id_order, COALESCE(o.id_shop, 0), t.action FROM " + t + " t LEFT JOIN " + s.T("orders") +
 		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL"
 	var args []any
 	if orderID != 0 {
@@ -317,14 +319,15 @@ func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 		return nil, fmt.Errorf("list failed tasks: %w", err)
 	}
 	type failed struct {
-		id    uint64
-		order uint32
-		shop  uint32
+		id     uint64
+		order  uint32
+		shop   uint32
+		action string
 	}
 	var fs []failed
 	for rows.Next() {
 		var f failed
-		if err := rows.Scan(&f.id, &f.order, &f.shop); err != nil {
+		if err := rows.Scan(&f.id, &f.order, &f.shop, &f.action); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -334,28 +337,40 @@ func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 	if len(fs) == 0 {
 		return nil, ErrNothing
 	}
+	type key struct {
+		order  uint32
+		action string
+	}
 	var orders []uint32
+	var woken []key
 	shops := map[uint32]uint32{}
-	seen := map[uint32]bool{}
+	seen := map[key]bool{}
 	for _, f := range fs {
+		// A failed webhook update stays a webhook task; anything else is
+		// re-queued for Shopping Feed.
+		action := prestashop.ActionSyncStatus
+		if f.action == prestashop.ActionWebhook {
+			action = prestashop.ActionWebhook
+		}
+		k := key{f.order, action}
 		tx, err := s.DB().BeginTx(ctx, nil)
 		if err != nil {
 			return orders, err
 		}
 		var pending int
 		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE action = ? AND id_order = ? AND sfsync_failed_at IS NULL AND id_shoppingfeed_task_order <> ? FOR UPDATE",
-			prestashop.ActionSyncStatus, f.order, f.id).Scan(&pending); err != nil {
+			action, f.order, f.id).Scan(&pending); err != nil {
 			tx.Rollback()
 			return orders, err
 		}
-		if pending > 0 || seen[f.order] {
+		if pending > 0 || seen[k] {
 			// The order already has a pending update, which sends its
 			// current state: the failed row is superseded.
 			_, err = tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order = ?", f.id)
 		} else {
 			_, err = tx.ExecContext(ctx, "UPDATE "+t+" SET action = ?, ticket_number = NULL, batch_id = NULL, update_at = NOW(), date_upd = NOW(),"+
 				" sfsync_attempts = 0, sfsync_failed_at = NULL, sfsync_error = NULL, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
-				" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ?", prestashop.ActionSyncStatus, f.id)
+				" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ?", action, f.id)
 		}
 		if err != nil {
 			tx.Rollback()
@@ -364,16 +379,23 @@ func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 		if err := tx.Commit(); err != nil {
 			return orders, err
 		}
-		if !seen[f.order] {
-			seen[f.order] = true
-			orders = append(orders, f.order)
+		if !seen[k] {
+			seen[k] = true
+			woken = append(woken, k)
+			if !slices.Contains(orders, f.order) {
+				orders = append(orders, f.order)
+			}
 			shops[f.order] = f.shop
 		}
 	}
 	if e.JS != nil {
 		db, _ := s.DatabaseName(ctx)
-		for _, o := range orders {
+		for _, k := range woken {
+			o := k.order
 			ev := &sfsyncv1.OrderStatusChanged{ShopId: shops[o], OrderId: o, Source: "retry", ShopDb: db}
+			if k.action == prestashop.ActionWebhook {
+				ev.Target = targets.Webhook
+			}
 			body, _ := protojson.Marshal(ev)
 			msg := nats.NewMsg(broker.OrderStatusSubject(shops[o], o))
 			msg.Data = body

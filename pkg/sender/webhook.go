@@ -1,0 +1,250 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sfsync/sfsync/pkg/prestashop"
+)
+
+// The webhook target: the same claims, delay, current-state rule, retries
+// and records as Shopping Feed's, but one signed POST per order and no
+// ticket: a 2xx answer is final. One task row per order, claimed while in
+// flight, keeps an order's updates in order.
+
+// WebhookPayload is the JSON body the webhook receives.
+type WebhookPayload struct {
+	// ShopOrderID is the order's reference in the shop.
+	ShopOrderID string `json:"shopOrderId"`
+	// ExternalOrderID comes from WEBHOOK_EXTERNAL_ID (absent with none).
+	ExternalOrderID string `json:"externalOrderId,omitempty"`
+	Status          string `json:"status"`
+	// PreviousStatus is the mapped name of the state before the current
+	// one ("" when that state is not mapped).
+	PreviousStatus string `json:"previousStatus"`
+	OrderID        uint32 `json:"orderId"`
+	ShopID         uint32 `json:"shopId"`
+	// ChangedAt is when the order entered its current state (RFC 3339).
+	ChangedAt      string `json:"changedAt"`
+	Carrier        string `json:"carrier,omitempty"`
+	TrackingNumber string `json:"trackingNumber,omitempty"`
+	TrackingLink   string `json:"trackingLink,omitempty"`
+}
+
+const opWebhook = prestashop.Operation("webhook")
+
+// prepareWebhook builds a claimed webhook task's payload from the order's
+// current state and sends it, or settles the task as prepare does.
+func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
+	it.op = opWebhook
+	orderID := it.task.OrderID
+	o, err := s.store.Order(ctx, orderID)
+	if errors.Is(err, prestashop.ErrNotFound) {
+		s.fail(ctx, it, fmt.Sprintf("order %d no longer exists in the shop", orderID))
+		return
+	}
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	it.shopID = o.ShopID
+	sh, err := s.shops.get(ctx, o.ShopID)
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	name, ok := sh.hook.Names[o.CurrentState]
+	if !ok {
+		st, _ := s.shops.state(ctx, o.CurrentState, o.LangID)
+		s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is not mapped for the webhook: nothing sent", st.Name, o.CurrentState))
+		return
+	}
+	hook := s.cfg.Targets.Hook
+	p := WebhookPayload{ShopOrderID: o.Reference, Status: name, OrderID: orderID, ShopID: o.ShopID}
+	switch hook.ExternalID {
+	case "payment_transaction":
+		p.ExternalOrderID, err = s.store.TransactionID(ctx, orderID)
+	case "shoppingfeed_id":
+		var sf prestashop.SFOrder
+		sf, err = s.store.SFOrder(ctx, orderID)
+		if errors.Is(err, prestashop.ErrNotFound) {
+			err = nil
+		}
+		p.ExternalOrderID = sf.InternalID
+	}
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	if hook.ExternalID != "none" && p.ExternalOrderID == "" {
+		s.drop(ctx, it, fmt.Sprintf("order %d has no %s (WEBHOOK_EXTERNAL_ID): webhook update skipped", orderID, hook.ExternalID))
+		return
+	}
+	ch, err := s.store.LastChanges(ctx, orderID)
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	delivered, err := s.store.WebhookDelivered(ctx, orderID)
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	if delivered >= ch.HistoryID {
+		// The change that put the order in its current state was
+		// delivered already (by an earlier task of this order).
+		s.drop(ctx, it, fmt.Sprintf("webhook: %s already delivered for this change", name))
+		return
+	}
+	it.hookChange = ch.HistoryID
+	if ch.State == o.CurrentState {
+		p.PreviousStatus = sh.hook.Names[ch.Previous]
+	}
+	at := ch.At
+	offset, err := s.clockOffset(ctx)
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	p.ChangedAt = at.Add(-offset).UTC().Format(time.RFC3339)
+	if o.CurrentState == sh.hook.Shipping {
+		tr, err := s.store.Tracking(ctx, orderID)
+		if err != nil {
+			s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+			return
+		}
+		if tr.Number == "" {
+			if waited := it.task.Now.Sub(it.task.UpdateAt); waited < s.cfg.TrackingMaxWait {
+				s.hold(ctx, it, min(s.cfg.TrackingRecheck, s.cfg.TrackingMaxWait-waited), "tracking", "")
+				return
+			}
+			s.log.Warn("shipment sent to the webhook without tracking number", "order_id", orderID)
+		}
+		p.Carrier, p.TrackingNumber, p.TrackingLink = tr.CarrierName, tr.Number, tr.Link()
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		s.fail(ctx, it, "encode webhook payload: "+err.Error())
+		return
+	}
+	s.sends.Add(1)
+	go func() {
+		defer s.sends.Done()
+		s.sem <- struct{}{}
+		defer func() { <-s.sem }()
+		s.postWebhook(ctx, it, name, body)
+	}()
+}
+
+// hookError is a webhook answer to retry later.
+type hookError struct {
+	status int
+	wait   time.Duration
+	msg    string
+}
+
+func (e *hookError) Error() string {
+	if e.status == 0 {
+		return "webhook: " + e.msg
+	}
+	return fmt.Sprintf("webhook: HTTP %d: %s", e.status, e.msg)
+}
+
+// RetryWait is the wait the receiver asked for (Retry-After).
+func (e *hookError) RetryWait() time.Duration { return e.wait }
+
+// postWebhook signs and posts one update and settles its task: 2xx done,
+// 408, 429, 5xx and network errors retried with backoff, any other 4xx a
+// permanent failure, recorded and reported like a Shopping Feed failure.
+func (s *Sender) postWebhook(ctx context.Context, it *item, status string, body []byte) {
+	url := s.cfg.Targets.Hook.URL
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err == nil {
+		err = s.signer.Sign(req, body)
+	}
+	if err != nil {
+		s.fail(ctx, it, "build webhook request: "+err.Error())
+		return
+	}
+	resp, err := s.hookClient.Do(req)
+	if err != nil {
+		s.m.calls.WithLabelValues(string(opWebhook), "retry").Inc()
+		s.retry(ctx, []*item{it}, &hookError{msg: err.Error()})
+		return
+	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	code := resp.StatusCode
+	s.log.Debug("webhook posted", "order_id", it.task.OrderID, "task_id", it.task.ID, "history", it.task.Last, "status", status, "http", code, "source", it.ev.Source, "subject", it.msg.Subject())
+	switch {
+	case code >= 200 && code < 300:
+		s.m.calls.WithLabelValues(string(opWebhook), "accepted").Inc()
+		s.m.sent.WithLabelValues(string(opWebhook)).Inc()
+		err := s.store.MarkWebhookDelivered(ctx, it.task.OrderID, it.hookChange, status)
+		deleted := false
+		if err == nil {
+			deleted, err = s.store.DropTask(ctx, it.task.ID, s.instance, it.task.Last)
+		}
+		if err != nil {
+			// Delivered, but not recorded: the claim lapses and it may be
+			// delivered again; the receiver's nonce check does not stop a
+			// fresh signature, so receivers should be idempotent.
+			s.release(it)
+			s.retryMsg(it.msg, "database", err)
+			return
+		}
+		s.processLog(ctx, it.task.OrderID, prestashop.LevelSuccess, fmt.Sprintf("webhook: %s delivered (HTTP %d)", status, code))
+		if !deleted {
+			// A newer change reached the task meanwhile: send it next.
+			s.release(it)
+			s.deferMsg(ctx, it.msg, it.ev, it.task, 0, "changed")
+			return
+		}
+		s.finish(it)
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		s.m.calls.WithLabelValues(string(opWebhook), "retry").Inc()
+		s.retry(ctx, []*item{it}, &hookError{status: code, wait: retryAfter(resp.Header.Get("Retry-After")), msg: oneLine(string(snippet))})
+	default:
+		s.m.calls.WithLabelValues(string(opWebhook), "rejected").Inc()
+		s.fail(ctx, it, fmt.Sprintf("webhook refused the %s update of order %d: HTTP %d: %s", status, it.task.OrderID, code, oneLine(string(snippet))))
+	}
+}
+
+func retryAfter(v string) time.Duration {
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	return 0
+}
+
+func oneLine(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\n' || c == '\r' || c == '\t' {
+			b[i] = ' '
+		}
+	}
+	return truncate(string(bytes.TrimSpace(b)), 200)
+}
+
+// clockOffset is the database clock's offset from UTC, read once a minute.
+func (s *Sender) clockOffset(ctx context.Context) (time.Duration, error) {
+	s.clock.mu.Lock()
+	defer s.clock.mu.Unlock()
+	if !s.clock.read.IsZero() && time.Since(s.clock.read) < time.Minute {
+		return s.clock.offset, nil
+	}
+	off, err := s.store.ClockOffset(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s.clock.offset, s.clock.read = off, time.Now()
+	return off, nil
+}
