@@ -176,3 +176,57 @@ func opTime(p *pipeline, sfID int64) time.Time {
 	}
 	return time.Time{}
 }
+
+// BenchmarkCancelBehindWaitingShipments parks BENCH_WAITING (default
+// 100,000) shipments on their delay, then cancels one order and reports the
+// time from its commit to its POST: waiting updates live on their own
+// consumer, so they must not delay it (target under 1 s).
+func BenchmarkCancelBehindWaitingShipments(b *testing.B) {
+	waiting := envInt("BENCH_WAITING", 100_000)
+	p := newPipeline(b, options{shippedDelay: time.Hour})
+	ids, _ := p.bulkOrders(b, waiting)
+	// Ship them all as PrestaShop does, many per transaction.
+	for start := 0; start < len(ids); start += 2000 {
+		chunk := ids[start:min(start+2000, len(ids))]
+		vals := make([]string, len(chunk))
+		in := make([]string, len(chunk))
+		for i, id := range chunk {
+			vals[i] = fmt.Sprintf("(1, %d, %d, NOW())", id, shopfixture.StateShipped)
+			in[i] = strconv.Itoa(int(id))
+		}
+		if _, err := p.db.DB.Exec("INSERT INTO ps_order_history (id_employee, id_order, id_order_state, date_add) VALUES " + strings.Join(vals, ",")); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.db.DB.Exec(fmt.Sprintf("UPDATE ps_orders SET current_state = %d WHERE id_order IN (%s)", shopfixture.StateShipped, strings.Join(in, ","))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p.startSender(productionSender(), "bench")
+	wait, _ := p.js.Consumer(context.Background(), "SFSYNC_ORDERS", "sender-wait")
+	parked := time.Now()
+	for {
+		info, err := wait.Info(context.Background())
+		if err == nil && info.NumAckPending >= waiting && info.NumPending == 0 {
+			break
+		}
+		if time.Since(parked) > 10*time.Minute {
+			b.Fatalf("shipments not parked: %+v", info)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.Logf("%d shipments parked on sender-wait in %s", waiting, time.Since(parked).Round(time.Millisecond))
+	o, sfID := p.order()
+	b.ResetTimer()
+	began := time.Now()
+	p.change(o, shopfixture.StateCanceled)
+	for len(p.sent()[sfID]) == 0 {
+		if time.Since(began) > time.Minute {
+			b.Fatal("cancel not sent within a minute")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(began)
+	b.StopTimer()
+	b.ReportMetric(float64(waiting), "waiting")
+	b.ReportMetric(float64(took.Microseconds())/1000, "cancel_ms")
+}
