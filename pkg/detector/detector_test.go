@@ -106,13 +106,7 @@ func (e *env) waitLeader(r *running) {
 
 func (e *env) eventually(d time.Duration, what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting until %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(e.t, d, what, cond)
 }
 
 // events returns every event in the orders stream's status subjects.

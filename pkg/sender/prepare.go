@@ -28,19 +28,8 @@ type token struct {
 // token the merchant must fix).
 func (s *Sender) prepare(ctx context.Context, it *item) {
 	orderID := it.task.OrderID
-	o, err := s.store.Order(ctx, orderID)
-	if errors.Is(err, prestashop.ErrNotFound) {
-		s.fail(ctx, it, fmt.Sprintf("order %d no longer exists in the shop", orderID))
-		return
-	}
-	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return
-	}
-	it.shopID = o.ShopID
-	sh, err := s.shops.get(ctx, o.ShopID)
-	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+	o, sh, ok := s.orderAndShop(ctx, it)
+	if !ok {
 		return
 	}
 	switch {
@@ -58,6 +47,7 @@ func (s *Sender) prepare(ctx context.Context, it *item) {
 	}
 	op, ok := sh.settings.Mapping.Resolve(o.CurrentState)
 	if !ok {
+		var err error
 		op, ok, err = s.shippedSince(ctx, it, o, sh)
 		if err != nil {
 			s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
@@ -133,6 +123,26 @@ func (s *Sender) prepare(ctx context.Context, it *item) {
 	case <-ctx.Done():
 		s.hold(context.WithoutCancel(ctx), it, time.Second, "shutdown", "")
 	}
+}
+
+// orderAndShop reads a claimed task's order and its shop's settings; when
+// it cannot, the task is settled (failed: the order is gone; held: the
+// database did not answer) and ok is false.
+func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order, sh *shop, ok bool) {
+	o, err := s.store.Order(ctx, it.task.OrderID)
+	if errors.Is(err, prestashop.ErrNotFound) {
+		s.fail(ctx, it, fmt.Sprintf("order %d no longer exists in the shop", it.task.OrderID))
+		return o, nil, false
+	}
+	if err == nil {
+		it.shopID = o.ShopID
+		sh, err = s.shops.get(ctx, o.ShopID)
+	}
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return o, nil, false
+	}
+	return o, sh, true
 }
 
 // shippedSince applies the rule for states in no list: a state PrestaShop

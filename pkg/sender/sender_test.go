@@ -210,13 +210,7 @@ type sentOp struct {
 
 func (p *pipeline) eventually(d time.Duration, what string, cond func() bool) {
 	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out after %s waiting until %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(p.t, d, what, cond)
 }
 
 type taskRow struct {

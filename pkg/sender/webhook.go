@@ -45,19 +45,8 @@ const opWebhook = prestashop.Operation("webhook")
 func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 	it.op = opWebhook
 	orderID := it.task.OrderID
-	o, err := s.store.Order(ctx, orderID)
-	if errors.Is(err, prestashop.ErrNotFound) {
-		s.fail(ctx, it, fmt.Sprintf("order %d no longer exists in the shop", orderID))
-		return
-	}
-	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return
-	}
-	it.shopID = o.ShopID
-	sh, err := s.shops.get(ctx, o.ShopID)
-	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+	o, sh, ok := s.orderAndShop(ctx, it)
+	if !ok {
 		return
 	}
 	name, ok := sh.hook.Names[o.CurrentState]
@@ -67,6 +56,7 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 		return
 	}
 	hook := s.cfg.Targets.Hook
+	var err error
 	p := WebhookPayload{ShopOrderID: o.Reference, Status: name, OrderID: orderID, ShopID: o.ShopID}
 	switch hook.ExternalID {
 	case "payment_transaction":

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,14 +16,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
 	tests := []struct {
@@ -53,7 +44,7 @@ func TestRunServesReadyzWithRole(t *testing.T) {
 	b := testenv.NATS(t)
 	port := testenv.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuf{}
+	out := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, config.MapLookup(map[string]string{

@@ -238,7 +238,7 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		}
 		orders = append(orders, o)
 	}
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	start := func() (context.CancelFunc, chan error) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -326,15 +326,3 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		t.Fatalf("%d tasks left after every ticket resolved", pending)
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
