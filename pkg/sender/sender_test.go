@@ -59,6 +59,9 @@ type options struct {
 	shippedDelay time.Duration
 	sandbox      func(*sfsandbox.Config)
 	targets      targets.Config
+	// broker starts the broker (default: in-process; testenv.NATSBinary
+	// runs Debian's nats-server, the 2.9 line).
+	broker func(testing.TB) *testenv.Broker
 }
 
 func newPipeline(t testing.TB, o options) *pipeline {
@@ -69,7 +72,11 @@ func newPipeline(t testing.TB, o options) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testenv.NATS(t)
+	start := testenv.NATS
+	if o.broker != nil {
+		start = o.broker
+	}
+	b := start(t)
 	_, js := b.Connect(t)
 	if err := broker.Declare(ctx, js, broker.Settings{LeaseTTL: 2 * time.Second}); err != nil {
 		t.Fatal(err)
@@ -263,6 +270,29 @@ func TestCancelIsSentAtOnceAndRecorded(t *testing.T) {
 	m, err := s.GetLastMsgForSubject(context.Background(), broker.TicketCheckSubject(fmt.Sprint(sfsandboxtest.StoreID)))
 	if err != nil || !strings.Contains(string(m.Data), got.batch) || m.Header.Get("Nats-Msg-Id") == "" {
 		t.Fatalf("ticket check: %v %s", err, m.Data)
+	}
+}
+
+// TestOnNATS29 runs the core scenarios against Debian's nats-server 2.9.10:
+// the two lanes rely on NakWithDelay and a large MaxAckPending there too.
+func TestOnNATS29(t *testing.T) {
+	p := newPipeline(t, options{broker: testenv.NATSBinary, shippedDelay: time.Second})
+	p.startSender(senderConfig(), "s1")
+	cancelled, cancelID := p.order()
+	shipped, shipID := p.order()
+	p.change(shipped, shopfixture.StateShipped) // waits 1 s, then for its tracking number
+	p.change(cancelled, shopfixture.StateCanceled)
+	p.eventually(5*time.Second, "cancel sent", func() bool { return len(p.sent()[cancelID]) == 1 })
+	time.Sleep(1500 * time.Millisecond)
+	if len(p.sent()[shipID]) != 0 {
+		t.Fatal("shipment sent without its tracking number")
+	}
+	if err := p.fx.SetTracking(context.Background(), shipped, "NATS29"); err != nil {
+		t.Fatal(err)
+	}
+	p.eventually(5*time.Second, "ship sent", func() bool { return len(p.sent()[shipID]) == 1 })
+	if got := p.sent()[shipID][0]; got.op != "ship" || got.tracking != "NATS29" {
+		t.Fatalf("sent %+v", got)
 	}
 }
 
