@@ -69,7 +69,9 @@ func (c *shopCache) load(ctx context.Context, id uint32) (*shop, error) {
 	switch {
 	case errors.As(err, &ce):
 		sh.cfgErr = err
-		c.report(ctx, id, "config", "shop configuration cannot be used; changes are kept as tasks until it is fixed: "+err.Error())
+		if d.cfg.Targets.ToShoppingFeed() {
+			c.report(ctx, id, "config", "shop configuration cannot be used; changes are kept as tasks until it is fixed: "+err.Error())
+		}
 	case err != nil:
 		return nil, err
 	default:
@@ -88,7 +90,12 @@ func (c *shopCache) load(ctx context.Context, id uint32) (*shop, error) {
 		return nil, err
 	}
 	label := strconv.FormatUint(uint64(id), 10)
+	toSF := d.cfg.Targets.ToShoppingFeed()
 	switch {
+	case !toSF:
+		// The guard and the sync switch are Shopping Feed's: with only the
+		// webhook target they block nothing and are not reported.
+		d.m.blocked.WithLabelValues(label).Set(0)
 	case sh.block.Blocked():
 		d.m.blocked.WithLabelValues(label).Set(1)
 		c.report(ctx, id, "guard", sh.block.Reason)
