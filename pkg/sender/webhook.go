@@ -49,14 +49,26 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 	if !ok {
 		return
 	}
-	name, ok := sh.hook.Names[o.CurrentState]
+	// The current state, the one before and the change that made it come
+	// from one read of order_history, the log PrestaShop appends on every
+	// change: orders.current_state read separately may already be a
+	// change behind or ahead of it.
+	ch, err := s.store.LastChanges(ctx, orderID)
+	if err != nil {
+		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return
+	}
+	state := ch.State
+	if ch.HistoryID == 0 {
+		state = o.CurrentState
+	}
+	name, ok := sh.hook.Names[state]
 	if !ok {
-		st, _ := s.shops.state(ctx, o.CurrentState, o.LangID)
-		s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is not mapped for the webhook: nothing sent", st.Name, o.CurrentState))
+		st, _ := s.shops.state(ctx, state, o.LangID)
+		s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is not mapped for the webhook: nothing sent", st.Name, state))
 		return
 	}
 	hook := s.cfg.Targets.Hook
-	var err error
 	p := WebhookPayload{ShopOrderID: o.Reference, Status: name, OrderID: orderID, ShopID: o.ShopID}
 	switch hook.ExternalID {
 	case "payment_transaction":
@@ -77,11 +89,6 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 		s.drop(ctx, it, fmt.Sprintf("order %d has no %s (WEBHOOK_EXTERNAL_ID): webhook update skipped", orderID, hook.ExternalID))
 		return
 	}
-	ch, err := s.store.LastChanges(ctx, orderID)
-	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return
-	}
 	delivered, err := s.store.WebhookDelivered(ctx, orderID)
 	if err != nil {
 		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
@@ -94,9 +101,7 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 		return
 	}
 	it.hookChange = ch.HistoryID
-	if ch.State == o.CurrentState {
-		p.PreviousStatus = sh.hook.Names[ch.Previous]
-	}
+	p.PreviousStatus = sh.hook.Names[ch.Previous]
 	at := ch.At
 	offset, err := s.clockOffset(ctx)
 	if err != nil {
@@ -104,7 +109,7 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 		return
 	}
 	p.ChangedAt = at.Add(-offset).UTC().Format(time.RFC3339)
-	if o.CurrentState == sh.hook.Shipping {
+	if state == sh.hook.Shipping {
 		tr, err := s.store.Tracking(ctx, orderID)
 		if err != nil {
 			s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
