@@ -114,7 +114,7 @@ func (s *Server) errorLog() string {
 	if err != nil {
 		return "no error log"
 	}
-	return lastLines(string(b), 8)
+	return lastLines(string(b), 40)
 }
 
 func findBinary(names ...string) string {
@@ -225,7 +225,18 @@ func (s *Server) Start() error {
 		return fmt.Errorf("start %s: %w", s.binary, err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() {
+		err := cmd.Wait()
+		s.mu.Lock()
+		unexpected := s.cmd == cmd // Stop clears s.cmd first
+		s.mu.Unlock()
+		if unexpected {
+			// A crash (MariaDB writes its backtrace to the error log): say
+			// so before the directory is removed.
+			fmt.Fprintf(os.Stderr, "localmysql: %s exited unexpectedly (%v); last lines of its error log:\n%s\n", s.binary, err, s.errorLog())
+		}
+		close(done)
+	}()
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
 	return s.WaitReady(60 * time.Second)
