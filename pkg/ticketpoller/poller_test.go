@@ -546,13 +546,18 @@ func TestGaugesCountPendingAndUnreported(t *testing.T) {
 }
 
 func TestShutdownLetsChecksFinish(t *testing.T) {
-	e := newEnv(t, func(c *sfsandbox.Config) { c.Faults.Latency = 400 * time.Millisecond })
+	e := newEnv(t, func(c *sfsandbox.Config) { c.Faults.Latency = time.Second })
 	o := e.newOrder(false)
 	s := e.send([]order{o}, sendOpts{})
 	r := e.start(testConfig(), "p1", nil)
-	eventually(t, 5*time.Second, "the read is in flight", func() bool {
+	eventually(t, 5*time.Second, "the check is delivered", func() bool {
 		return e.consumerInfo(broker.TicketConsumer).NumAckPending == 1
 	})
+	// Delivered is not yet handled: a message still on its way to the
+	// fetching worker when shutdown begins goes back to the broker after
+	// AckWait instead. Give the handler time to be inside its one-second
+	// API read, which shutdown must let finish.
+	time.Sleep(300 * time.Millisecond)
 	r.stop()
 	if _, ok := e.task(s.Tasks[o.ID]); ok {
 		t.Fatal("the check in flight at shutdown did not finish")
