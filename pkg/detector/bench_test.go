@@ -3,7 +3,6 @@ package detector_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,21 +13,15 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
+	"github.com/sfsync/sfsync/pkg/testenv"
 )
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
 
 // BenchmarkCatchUp measures how fast a detector that starts from the
 // beginning publishes a backlog of BENCH_ROWS (default 1,000,000) history
 // rows: a merchant's year, or a replay. States cycle through payment
 // accepted, processing, shipped, delivered and canceled over 20,000 orders.
 func BenchmarkCatchUp(b *testing.B) {
-	rows := envInt("BENCH_ROWS", 1_000_000)
+	rows := testenv.EnvInt("BENCH_ROWS", 1_000_000)
 	e := newEnv(b)
 	const orders = 20_000
 	ids, _, err := e.fx.BulkSFOrders(context.Background(), e.shop, orders, shopfixture.StatePaymentAccepted, 100000)
@@ -81,7 +74,7 @@ func BenchmarkCatchUp(b *testing.B) {
 // its commit to the event being stored in JetStream (the stream's own
 // timestamp), with POLL_INTERVAL 200ms as in production.
 func BenchmarkDetectionLatency(b *testing.B) {
-	seconds := envInt("BENCH_SECONDS", 15)
+	seconds := testenv.EnvInt("BENCH_SECONDS", 15)
 	e := newEnv(b)
 	ctx := context.Background()
 	orders := make([]uint32, 50)

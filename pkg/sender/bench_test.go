@@ -3,7 +3,6 @@ package sender_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,14 +14,8 @@ import (
 	"github.com/sfsync/sfsync/pkg/sfsandbox"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/testenv"
 )
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
 
 // limited is the sandbox as the real API behaves for these figures: 10
 // requests per 2 s per token, 20 ms per answer.
@@ -80,7 +73,7 @@ func productionSender() sender.Config {
 // In the same run a naive sender that posts one request per order drains
 // BENCH_NAIVE_ORDERS (default 100) for the ratio.
 func BenchmarkDrain(b *testing.B) {
-	n := envInt("BENCH_ORDERS", 10_000)
+	n := testenv.EnvInt("BENCH_ORDERS", 10_000)
 	p := newPipeline(b, options{sandbox: limited})
 	ids, _ := p.bulkOrders(b, n)
 	p.bulkCancel(b, ids)
@@ -113,7 +106,7 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(float64((n+99)/100), "min_calls")
 
 	// The naive sender: one POST per order, same limit and latency.
-	naive := envInt("BENCH_NAIVE_ORDERS", 100)
+	naive := testenv.EnvInt("BENCH_NAIVE_ORDERS", 100)
 	client, err := shoppingfeed.New(shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 10 * time.Second, RateLimit: "10/2s", MaxRetries: 3, MaxOrdersPerRequest: 100}, testLogger(), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -135,7 +128,7 @@ func BenchmarkDrain(b *testing.B) {
 // sender in realtime mode, and reports the time from each commit to its
 // POST reaching the sandbox.
 func BenchmarkCancelLatency(b *testing.B) {
-	seconds := envInt("BENCH_SECONDS", 10)
+	seconds := testenv.EnvInt("BENCH_SECONDS", 10)
 	p := newPipeline(b, options{sandbox: limited})
 	p.restartDetectorPolling(200 * time.Millisecond)
 	count := 10 * seconds
@@ -182,7 +175,7 @@ func opTime(p *pipeline, sfID int64) time.Time {
 // time from its commit to its POST: waiting updates live on their own
 // consumer, so they must not delay it (target under 1 s).
 func BenchmarkCancelBehindWaitingShipments(b *testing.B) {
-	waiting := envInt("BENCH_WAITING", 100_000)
+	waiting := testenv.EnvInt("BENCH_WAITING", 100_000)
 	p := newPipeline(b, options{shippedDelay: time.Hour})
 	ids, _ := p.bulkOrders(b, waiting)
 	// Ship them all as PrestaShop does, many per transaction.

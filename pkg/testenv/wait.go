@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"bytes"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -39,4 +41,13 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// EnvInt reads a positive integer from the environment, for benchmarks
+// sized by variables (BENCH_ROWS=…); def when unset or not positive.
+func EnvInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }

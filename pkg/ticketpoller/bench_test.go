@@ -16,16 +16,10 @@ import (
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/testenv"
 	"github.com/sfsync/sfsync/pkg/ticketpoller"
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
 
 func envString(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -47,9 +41,9 @@ func envString(name, def string) string {
 //     sandbox's schedule) to the last task row being deleted;
 //   - wall-s: from the first POST to the last row gone.
 func BenchmarkResolveBatches(b *testing.B) {
-	orders := envInt("BENCH_TICKET_ORDERS", 10000)
-	batches := envInt("BENCH_TICKET_BATCHES", 100)
-	pollers := envInt("BENCH_TICKET_POLLERS", 1)
+	orders := testenv.EnvInt("BENCH_TICKET_ORDERS", 10000)
+	batches := testenv.EnvInt("BENCH_TICKET_BATCHES", 100)
+	pollers := testenv.EnvInt("BENCH_TICKET_POLLERS", 1)
 	rate := envString("BENCH_TICKET_RATE", "10/2s")
 	per := (orders + batches - 1) / batches
 	if per > 200 {
