@@ -61,7 +61,11 @@ func New(ctx context.Context, cfg Config, d Deps) (*Detector, error) {
 		return nil, err
 	}
 	start, _ := ParseStart(cfg.StartFrom)
-	js, err := jetstream.New(d.NC, jetstream.WithPublishAsyncMaxPending(4*cfg.BatchSize+1024))
+	// An acknowledgement lost under load fails its publish after 5 s, and
+	// the batch is retried from the checkpoint, rather than holding the
+	// tail for the whole wait.
+	js, err := jetstream.New(d.NC, jetstream.WithPublishAsyncMaxPending(4*cfg.BatchSize+1024),
+		jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}

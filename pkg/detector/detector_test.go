@@ -82,6 +82,12 @@ func (r *running) kill() { r.nc.Close(); r.cancel(); <-r.done }
 
 func (e *env) start(cfg detector.Config, instance string) *running {
 	e.t.Helper()
+	return e.startLogged(cfg, instance, testLogger())
+}
+
+// startLogged starts a detector logging to log.
+func (e *env) startLogged(cfg detector.Config, instance string, log *slog.Logger) *running {
+	e.t.Helper()
 	nc, err := nats.Connect(e.nats.URL)
 	if err != nil {
 		e.t.Fatal(err)
@@ -89,7 +95,7 @@ func (e *env) start(cfg detector.Config, instance string) *running {
 	e.t.Cleanup(nc.Close)
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := detector.New(ctx, cfg, detector.Deps{Store: e.store, NC: nc, Log: testLogger(), Registry: reg, Instance: instance, LeaseTTL: leaseTTL})
+	d, err := detector.New(ctx, cfg, detector.Deps{Store: e.store, NC: nc, Log: log, Registry: reg, Instance: instance, LeaseTTL: leaseTTL})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -473,8 +479,17 @@ func TestRestartMidStreamNoLossNoDuplicate(t *testing.T) {
 func TestTwoDetectorsPublishEachChangeOnce(t *testing.T) {
 	e := newEnv(t)
 	o := e.order()
-	a := e.start(testConfig(), "a")
-	b := e.start(testConfig(), "b")
+	// Both detectors' logs are shown if the test fails: it is the one that
+	// exercises handovers under load.
+	var logs testenv.SyncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a := e.startLogged(testConfig(), "a", logger)
+	b := e.startLogged(testConfig(), "b", logger)
 	e.eventually(5*time.Second, "one leader", func() bool { return a.d.Leading() != b.d.Leading() })
 	var history []uint64
 	for i := 0; i < 100; i++ {

@@ -530,7 +530,7 @@ func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) (
 }
 
 func awaitAcks(ctx context.Context, futs []jetstream.PubAckFuture) error {
-	timeout := time.NewTimer(30 * time.Second)
+	timeout := time.NewTimer(15 * time.Second)
 	defer timeout.Stop()
 	for _, f := range futs {
 		select {
@@ -540,7 +540,7 @@ func awaitAcks(ctx context.Context, futs []jetstream.PubAckFuture) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timeout.C:
-			return errors.New("publish event: no acknowledgement from JetStream within 30s")
+			return errors.New("publish event: no acknowledgement from JetStream within 15s")
 		}
 	}
 	return nil
