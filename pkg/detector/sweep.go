@@ -57,10 +57,7 @@ func (d *Detector) SweepOnce(ctx context.Context) (int, error) {
 			if t.Action == prestashop.ActionWebhook {
 				ev.Target = targets.Webhook
 			}
-			msg, err := d.eventMsg(ev, "none", d.key+".sweep."+strconv.FormatUint(t.TaskID, 10)+"."+slot)
-			if err != nil {
-				return 0, err
-			}
+			msg := d.eventMsg(ev, "none", d.key+".sweep."+strconv.FormatUint(t.TaskID, 10)+"."+slot)
 			if _, err := d.js.PublishMsg(ctx, msg); err != nil {
 				return 0, fmt.Errorf("republish task %d: %w", t.TaskID, err)
 			}

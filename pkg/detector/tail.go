@@ -183,7 +183,7 @@ func (d *Detector) initialCheckpoint(ctx context.Context, cps *checkpoints) (Che
 	if !errors.Is(err, errNoCheckpoint) {
 		return Checkpoint{}, err
 	}
-	pos, err := d.StartPosition(ctx, d.start)
+	pos, err := StartPosition(ctx, d.store, d.start)
 	if err != nil {
 		return Checkpoint{}, err
 	}
@@ -197,13 +197,8 @@ func (d *Detector) initialCheckpoint(ctx context.Context, cps *checkpoints) (Che
 	return cp, nil
 }
 
-// StartPosition turns a start into a position: the highest id already
-// handled, so that reading resumes just after it.
-func (d *Detector) StartPosition(ctx context.Context, s Start) (uint64, error) {
-	return StartPosition(ctx, d.store, s)
-}
-
-// StartPosition is the position a start means in a shop database.
+// StartPosition is the position a start means in a shop database: the
+// highest id already handled, so that reading resumes just after it.
 func StartPosition(ctx context.Context, store *prestashop.Store, s Start) (uint64, error) {
 	db := store.DB()
 	var pos uint64
@@ -498,11 +493,7 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 		case p.mapped:
 			ev.TaskId = taskIDs[p.row.OrderID]
 		}
-		msg, err := d.eventMsg(ev, p.op, id)
-		if err != nil {
-			return nil, nil, err
-		}
-		f, err := d.js.PublishMsgAsync(msg)
+		f, err := d.js.PublishMsgAsync(d.eventMsg(ev, p.op, id))
 		if err != nil {
 			return nil, nil, fmt.Errorf("publish order %d change %d: %w", p.row.OrderID, p.row.ID, err)
 		}
@@ -514,7 +505,7 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 // eventMsg builds an event's message. A change whose update waits (a
 // shipment and its delay) goes straight to the wait subject, so that
 // waiting updates never stand in the due lane ahead of urgent ones.
-func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) (*nats.Msg, error) {
+func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) *nats.Msg {
 	subject := broker.OrderStatusSubject(ev.ShopId, ev.OrderId)
 	if ev.NotBefore != nil && ev.ChangedAt != nil && ev.NotBefore.AsTime().After(ev.ChangedAt.AsTime()) {
 		subject = broker.OrderWaitSubject(ev.ShopId, ev.OrderId)
@@ -526,7 +517,7 @@ func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) (
 	msg.Header.Set(broker.HeaderOrder, strconv.FormatUint(uint64(ev.OrderId), 10))
 	msg.Header.Set(broker.HeaderState, strconv.FormatUint(uint64(ev.OrderStateId), 10))
 	msg.Header.Set(broker.HeaderOperation, op)
-	return msg, nil
+	return msg
 }
 
 func awaitAcks(ctx context.Context, futs []jetstream.PubAckFuture) error {

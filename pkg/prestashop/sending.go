@@ -32,12 +32,6 @@ func (t SyncTask) Due() bool { return !t.UpdateAt.After(t.Now) }
 // Claimed reports whether another sender holds the task now.
 func (t SyncTask) Claimed() bool { return t.ClaimedBy != "" && t.ClaimUntil.After(t.Now) }
 
-// SyncTask reads an order's SYNC_STATUS task (the oldest if there are
-// several); ErrNotFound when there is none.
-func (s *Store) SyncTask(ctx context.Context, orderID uint32) (SyncTask, error) {
-	return s.PendingTask(ctx, ActionSyncStatus, orderID)
-}
-
 // PendingTask reads an order's pending task of action (SYNC_STATUS or
 // SFSYNC_WEBHOOK); ErrNotFound when there is none.
 func (s *Store) PendingTask(ctx context.Context, action string, orderID uint32) (SyncTask, error) {
