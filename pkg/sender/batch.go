@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -114,6 +115,15 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 		if it.ev.ChangedAt != nil && it.task.UpdateAt.Equal(it.ev.ChangedAt.AsTime()) {
 			s.m.commitLag.Observe(max(it.task.Now.Sub(it.ev.ChangedAt.AsTime())+now.Sub(it.received), 0).Seconds())
 		}
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		post := s.posts.Add(1)
+		orders := make([]uint32, len(items))
+		for i, it := range items {
+			orders[i] = it.task.OrderID
+		}
+		s.log.Debug("posting batch", "post", post, "operation", k.op, "store_id", k.storeID, "orders", orders)
+		defer s.log.Debug("batch settled", "post", post)
 	}
 	b, err := s.client.Operate(ctx, items[0].tok.secret, k.storeID, op, entries)
 	switch {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,6 +43,10 @@ type Sender struct {
 	inHand   sync.Map // task id → struct{}: claimed by this replica
 	inflight sync.Map // *item → struct{}: acked or put back when done
 	sends    sync.WaitGroup
+	// posts numbers this process's POSTs in the debug log, so that the
+	// window between a POST and the commit of its outcome can be told
+	// from the log (the chaos run counts kills that land in it).
+	posts atomic.Uint64
 
 	muReport sync.Mutex
 	reported map[string]time.Time

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/config"
@@ -97,6 +98,9 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts O
 		return nil, err
 	}
 	d.DB = db
+	// go_sql_* show the pool: open, in use, idle, waits (a leak shows as a
+	// growing open count at rest).
+	d.Ops.Registry().MustRegister(collectors.NewDBStatsCollector(db, "shop"))
 	d.Store = prestashop.New(db, cfg.DB.Prefix)
 	if err := d.Store.Migrate(ctx); err != nil {
 		d.Close()
