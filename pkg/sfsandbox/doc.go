@@ -16,7 +16,7 @@
 //
 // and, for tests and people (no token, no faults):
 //
-//	GET  /_sandbox/operations    every order entry received: store, operation, entry, batch, ticket, time
+//	GET  /_sandbox/operations    every order entry received: store, operation, entry, batch, ticket (and its state now), time
 //	GET  /_sandbox/requests      every /v1 request answered: method, path, status, time
 //	POST /_sandbox/reset         forget batches, tickets and records; restore the configured faults
 //	GET  /_sandbox/faults        the faults in force; PUT merges a JSON object into them

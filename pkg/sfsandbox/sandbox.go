@@ -21,6 +21,11 @@ type RecordedOperation struct {
 	Entry    json.RawMessage `json:"order"`
 	BatchID  string          `json:"batchId"`
 	TicketID string          `json:"ticketId"`
+	// TicketState and TicketMessage are the entry's ticket as it stands
+	// when the record is read (scheduled, running, succeed, failed,
+	// canceled), so a checker can tell which entries failed and why.
+	TicketState   string `json:"ticketState,omitempty"`
+	TicketMessage string `json:"ticketMessage,omitempty"`
 }
 
 // RecordedRequest is one /v1 request the sandbox answered.
@@ -193,9 +198,17 @@ func (s *Sandbox) addOrdersLocked(storeID int64, orders []Order) {
 
 // Operations returns every order entry received, oldest first.
 func (s *Sandbox) Operations() []RecordedOperation {
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.ops)
+	ops := slices.Clone(s.ops)
+	for i := range ops {
+		if t, ok := s.tickets[ops[i].TicketID]; ok {
+			ops[i].TicketState, _, _ = t.stateAt(now)
+			ops[i].TicketMessage = t.messageAt(now)
+		}
+	}
+	return ops
 }
 
 // Requests returns every /v1 request answered, oldest first.

@@ -393,6 +393,11 @@ func TestTicketRules(t *testing.T) {
 			if !strings.Contains(msg, tt.message) {
 				t.Errorf("result.message = %q, want it to contain %q", msg, tt.message)
 			}
+			// The operation log tells the same outcome.
+			ops := f.sb.Operations()
+			if len(ops) != 1 || ops[0].TicketState != tt.state || ops[0].TicketMessage != msg {
+				t.Errorf("operations = %+v, want one whose ticket is %s with message %q", ops, tt.state, msg)
+			}
 		})
 	}
 }
