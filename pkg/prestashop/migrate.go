@@ -68,6 +68,20 @@ const webhookDeliveredDDL = "CREATE TABLE IF NOT EXISTS %s (" +
 	"PRIMARY KEY (`id_order`)" +
 	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
 
+// taskDoneDDL creates sfsync's record of the highest order_history id
+// whose update each order's pipeline finished (sent and confirmed, or
+// found to need nothing): a change read again after its task was deleted
+// (a detector resuming behind its last batch, a broker that lost its
+// store, a replay) must not send the same update twice.
+const taskDoneDDL = "CREATE TABLE IF NOT EXISTS %s (" +
+	"`id_order` INT(10) UNSIGNED NOT NULL," +
+	"`action` VARCHAR(32) NOT NULL," +
+	"`id_order_history` BIGINT UNSIGNED NOT NULL," +
+	"`date_upd` DATETIME NOT NULL," +
+	"PRIMARY KEY (`id_order`, `action`)," +
+	"KEY `sfsync_done_date` (`date_upd`)" +
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+
 // taskColumns are the columns sfsync adds to shoppingfeed_task_order: all
 // nullable or defaulted, so the module's INSERTs keep working.
 var taskColumns = []struct{ name, def string }{
@@ -129,6 +143,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		fmt.Sprintf(ProcessLoggerDDL, s.T("shoppingfeed_processlogger")),
 		fmt.Sprintf(metaDDL, s.T("sfsync_meta")),
 		fmt.Sprintf(webhookDeliveredDDL, s.T("sfsync_webhook_delivered")),
+		fmt.Sprintf(taskDoneDDL, s.T("sfsync_task_done")),
 	} {
 		if _, err := conn.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrate: create table: %w", err)
@@ -223,7 +238,7 @@ func (s *Store) CheckSchema(ctx context.Context) (SchemaStatus, error) {
 		err := s.db.QueryRowContext(ctx, q, args...).Scan(&n)
 		return n > 0, err
 	}
-	for _, t := range []string{"shoppingfeed_task_order", "shoppingfeed_processlogger", "sfsync_meta", "orders", "order_history", "shoppingfeed_order", "shoppingfeed_token"} {
+	for _, t := range []string{"shoppingfeed_task_order", "shoppingfeed_processlogger", "sfsync_meta", "sfsync_task_done", "orders", "order_history", "shoppingfeed_order", "shoppingfeed_token"} {
 		ok, err := exists("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", s.prefix+t)
 		if err != nil {
 			return st, fmt.Errorf("check schema: %w", err)

@@ -148,10 +148,21 @@ func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, operation, r
 // update, unless a newer change reached it since it was claimed (last).
 // It reports whether the task was deleted.
 func (s *Store) DropTask(ctx context.Context, taskID uint64, owner string, last uint64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM "+s.T("shoppingfeed_task_order")+
-		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?", taskID, owner, last)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("drop task %d: %w", taskID, err)
+	}
+	defer tx.Rollback()
+	const where = "id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?"
+	if err := s.markDone(ctx, tx, where, taskID, owner, last); err != nil {
+		return false, fmt.Errorf("drop task %d: %w", taskID, err)
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM "+s.T("shoppingfeed_task_order")+" WHERE "+where, taskID, owner, last)
+	if err != nil {
+		return false, fmt.Errorf("drop task %d: %w", taskID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("drop task %d: commit: %w", taskID, err)
 	}
 	n, _ := res.RowsAffected()
 	if n == 0 {

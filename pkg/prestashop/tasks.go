@@ -70,10 +70,23 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, action string, orde
 	if err != nil {
 		return err
 	}
+	var missing []uint32
+	for _, o := range orders {
+		if _, ok := existing[o]; !ok {
+			missing = append(missing, o)
+		}
+	}
+	handled, err := s.handledUpTo(ctx, tx, action, missing)
+	if err != nil {
+		return err
+	}
 	var upd, ins []uint32
 	for _, o := range orders {
 		e, ok := existing[o]
 		switch {
+		case !ok && latest[o].HistoryID <= handled[o]:
+			// Read again after its update went out (or was found
+			// needless): no new task, so no second send.
 		case !ok:
 			ins = append(ins, o)
 		case e.last < latest[o].HistoryID:
@@ -217,4 +230,63 @@ func (s *Store) TouchTasks(ctx context.Context, ids []uint64) error {
 		}
 	}
 	return nil
+}
+
+// execer is a *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// markDone records that the tasks matched by where finished: every change
+// of their orders up to each task's last history id is handled. It runs
+// in the transaction that deletes them, so a task is never gone without
+// its mark. A ticket check continues its SYNC_STATUS task.
+func (s *Store) markDone(ctx context.Context, q execer, where string, args ...any) error {
+	_, err := q.ExecContext(ctx, "INSERT INTO "+s.T("sfsync_task_done")+" (id_order, action, id_order_history, date_upd)"+
+		" SELECT id_order, IF(action = '"+ActionCheckTicketStatus+"', '"+ActionSyncStatus+"', action), COALESCE(sfsync_history_last, 0), NOW()"+
+		" FROM "+s.T("shoppingfeed_task_order")+" WHERE "+where+
+		" ON DUPLICATE KEY UPDATE id_order_history = GREATEST(id_order_history, VALUES(id_order_history)), date_upd = VALUES(date_upd)", args...)
+	if err != nil {
+		return fmt.Errorf("mark tasks done: %w", err)
+	}
+	return nil
+}
+
+// handledUpTo returns, for orders with no pending task of action, the
+// highest history id their pipeline already covers: a finished task's
+// mark, or a SYNC_STATUS task that was sent and waits on its ticket.
+func (s *Store) handledUpTo(ctx context.Context, tx *sql.Tx, action string, orders []uint32) (map[uint32]uint64, error) {
+	out := map[uint32]uint64{}
+	if len(orders) == 0 {
+		return out, nil
+	}
+	marks := "?" + strings.Repeat(",?", len(orders)-1)
+	args := make([]any, 0, 2*len(orders)+2)
+	args = append(args, action)
+	for _, o := range orders {
+		args = append(args, o)
+	}
+	q := "SELECT id_order, id_order_history FROM " + s.T("sfsync_task_done") + " WHERE action = ? AND id_order IN (" + marks + ")"
+	if action == ActionSyncStatus {
+		q += " UNION ALL SELECT id_order, COALESCE(sfsync_history_last, 0) FROM " + s.T("shoppingfeed_task_order") +
+			" WHERE action = ? AND id_order IN (" + marks + ")"
+		args = append(args, ActionCheckTicketStatus)
+		for _, o := range orders {
+			args = append(args, o)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("save tasks: read handled changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var o uint32
+		var h uint64
+		if err := rows.Scan(&o, &h); err != nil {
+			return nil, fmt.Errorf("save tasks: read handled changes: %w", err)
+		}
+		out[o] = max(out[o], h)
+	}
+	return out, rows.Err()
 }

@@ -255,6 +255,9 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 	}
 
 	if len(done) > 0 {
+		if err := s.markDone(ctx, tx, "id_shoppingfeed_task_order IN ("+sqlMarks(len(done))+")", outcomeIDs(done)...); err != nil {
+			return nil, fmt.Errorf("record batch %s check: %w", r.BatchID, err)
+		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order IN ("+sqlMarks(len(done))+")", outcomeIDs(done)...); err != nil {
 			return nil, fmt.Errorf("record batch %s check: delete done tasks: %w", r.BatchID, err)
 		}

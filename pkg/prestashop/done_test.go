@@ -1,0 +1,77 @@
+package prestashop_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/testenv"
+)
+
+// A change read again after its update went out — a detector resuming
+// behind its last batch, or from a broker that lost its store — must not
+// make a task that would send the update a second time; a newer change
+// still must.
+func TestChangeReadAgainAfterItsUpdateWentOutMakesNoTask(t *testing.T) {
+	ctx := context.Background()
+	_, store, fx := testenv.Shop(t)
+	sfShop, err := fx.EnableShoppingFeed(ctx, 1, "tok", "1001")
+	must(t, err)
+	o, err := fx.CreateSFOrder(ctx, sfShop, 11, "amazon")
+	must(t, err)
+	upsert := func(history uint64) map[uint32]uint64 {
+		t.Helper()
+		ids, err := store.UpsertSyncTasks(ctx, []prestashop.TaskChange{{OrderID: o, HistoryID: history, UpdateAt: time.Now().Add(-time.Second)}})
+		must(t, err)
+		return ids
+	}
+	pending := func() (prestashop.SyncTask, bool) {
+		t.Helper()
+		task, err := store.PendingTask(ctx, prestashop.ActionSyncStatus, o)
+		if errors.Is(err, prestashop.ErrNotFound) {
+			return task, false
+		}
+		must(t, err)
+		return task, true
+	}
+
+	task := upsert(10)[o]
+	if _, ok, err := store.ClaimTask(ctx, task, "me", time.Minute); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	must(t, store.RecordSent(ctx, "me", "B1", "ship", "1001", sfShop.TokenID, []prestashop.SentTask{{TaskID: task, OrderID: o, Last: 10}}))
+	if ids := upsert(10); ids[o] != 0 {
+		t.Fatalf("change 10 read again while its ticket is pending made task %d", ids[o])
+	}
+	if _, ok := pending(); ok {
+		t.Fatal("a task to send change 10 again exists while its ticket is pending")
+	}
+
+	_, err = store.ApplyTicketResults(ctx, prestashop.TicketResults{BatchID: "B1", LogName: "sfsync:ticket", Session: "test",
+		Outcomes: []prestashop.TicketOutcome{{TaskID: task, OrderID: o, Kind: prestashop.TicketDone, TicketID: "T1"}}})
+	must(t, err)
+	upsert(10)
+	if _, ok := pending(); ok {
+		t.Fatal("change 10 read again after its ticket succeeded made a task")
+	}
+
+	newer := upsert(11)[o]
+	if got, ok := pending(); !ok || got.ID != newer || got.Last != 11 {
+		t.Fatalf("newer change 11: task %+v (found %v), want task %d", got, ok, newer)
+	}
+	// An update found needless (DropTask) covers its change too.
+	if _, ok, err := store.ClaimTask(ctx, newer, "me", time.Minute); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	dropped, err := store.DropTask(ctx, newer, "me", 11)
+	must(t, err)
+	if !dropped {
+		t.Fatal("DropTask kept the task")
+	}
+	upsert(11)
+	if _, ok := pending(); ok {
+		t.Fatal("change 11 read again after its task was dropped made a task")
+	}
+}
