@@ -218,9 +218,11 @@ func measureRSS(ctx context.Context, root string, timeout time.Duration, stream 
 	return benchreport.RSS{Bytes: b, Err: err}
 }
 
+// firstLine is the first line of s that says something: compiler errors'
+// "# package" headers are passed over.
 func firstLine(s string) string {
 	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "# ") {
 			return l
 		}
 	}
