@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -43,7 +45,7 @@ type Options struct {
 	BrokerRestarts int
 	DBRestarts     int
 	// Wipe stops the broker once, deletes its store and starts it empty.
-	Wipe                       bool
+	Wipe                        bool
 	Detectors, Senders, Pollers int
 	// ShipDelay is the shipment delay (SHIPPED_DELAY).
 	ShipDelay time.Duration
@@ -155,6 +157,9 @@ func (c *cluster) run(ctx context.Context) (*Report, error) {
 	o := c.o
 	c.logf("chaos: seed %d, %d orders on %d shops over %s; %d detectors, %d senders, %d ticket pollers; logs in %s",
 		o.Seed, o.Orders, o.Shops, o.LoadFor, o.Detectors, o.Senders, o.Pollers, c.dir)
+	// The driver logs each connection the restarts cut; the workers'
+	// logs tell what matters.
+	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 	srv, err := localmysql.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start mariadb: %w", err)

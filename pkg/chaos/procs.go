@@ -138,7 +138,36 @@ func (p *proc) supervise(ctx context.Context, restartDelay time.Duration) {
 				return
 			}
 		}
+		if p.kind != "nats" && p.kind != "sfsandbox" {
+			go p.measureBaseline(ctx)
+		}
 	}
+}
+
+// measureBaseline reads the goroutines of a fresh incarnation once it is
+// ready and has run its first reads and pulls.
+func (p *proc) measureBaseline(ctx context.Context) {
+	p.mu.Lock()
+	inc := p.incarnation
+	p.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for !p.ready(ctx) {
+		if time.Now().After(deadline) || !sleepCtx(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+	if !sleepCtx(ctx, 2*time.Second) {
+		return
+	}
+	m, err := p.metrics(ctx, "go_goroutines")
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	if p.incarnation == inc {
+		p.baseline = int(m["go_goroutines"])
+	}
+	p.mu.Unlock()
 }
 
 // kill sends SIGKILL and waits for the process and its output.
@@ -269,7 +298,7 @@ func newNATS(dir string) (*natsServer, error) {
 	}
 	n := &natsServer{port: port, monitor: mon, store: filepath.Join(dir, "nats-store")}
 	n.proc = &proc{name: "nats-server", kind: "nats", bin: bin, logPath: filepath.Join(dir, "nats-server.log"),
-		args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(mon), "-js", "-sd", n.store},
+		args:     []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(mon), "-js", "-sd", n.store},
 		httpAddr: "127.0.0.1:" + strconv.Itoa(mon)}
 	return n, nil
 }

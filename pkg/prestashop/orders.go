@@ -23,14 +23,26 @@ type Order struct {
 	Module       string
 	DateAdd      time.Time
 	DateUpd      time.Time
+	// LastChange is the order's newest order_history id (the change that
+	// set CurrentState; 0 when it has none) and LastChangeAge how long ago
+	// it was written, by the database's clock, in whole seconds.
+	LastChange    uint64
+	LastChangeAge time.Duration
 }
 
-// Order reads one order.
+// Order reads one order and its newest state change.
 func (s *Store) Order(ctx context.Context, orderID uint32) (Order, error) {
 	var o Order
-	err := s.db.QueryRowContext(ctx, `SELECT id_order, reference, id_shop, id_shop_group, id_carrier, id_lang,
-	        current_state, module, date_add, date_upd FROM `+s.T("orders")+` WHERE id_order = ?`, orderID).
-		Scan(&o.ID, &o.Reference, &o.ShopID, &o.ShopGroupID, &o.CarrierID, &o.LangID, &o.CurrentState, &o.Module, &o.DateAdd, &o.DateUpd)
+	var age int64
+	err := s.db.QueryRowContext(ctx, `SELECT o.id_order, o.reference, o.id_shop, o.id_shop_group, o.id_carrier, o.id_lang,
+	        o.current_state, o.module, o.date_add, o.date_upd,
+	        COALESCE(h.id_order_history, 0), COALESCE(TIMESTAMPDIFF(SECOND, h.date_add, NOW()), 0)
+	      FROM `+s.T("orders")+` o LEFT JOIN `+s.T("order_history")+` h
+	        ON h.id_order_history = (SELECT MAX(id_order_history) FROM `+s.T("order_history")+` WHERE id_order = o.id_order)
+	      WHERE o.id_order = ?`, orderID).
+		Scan(&o.ID, &o.Reference, &o.ShopID, &o.ShopGroupID, &o.CarrierID, &o.LangID, &o.CurrentState, &o.Module, &o.DateAdd, &o.DateUpd,
+			&o.LastChange, &age)
+	o.LastChangeAge = time.Duration(max(age, 0)) * time.Second
 	if errors.Is(err, sql.ErrNoRows) {
 		return Order{}, fmt.Errorf("order %d: %w", orderID, ErrNotFound)
 	}

@@ -22,6 +22,12 @@ type token struct {
 	storeID string
 }
 
+// DetectorLagLimit bounds how long a task waits for the detector to bring
+// it the order's newest change (see prepare): past it, the detector is
+// taken to be down and the current state is sent, at the risk of sending
+// it again once the detector is back.
+const DetectorLagLimit = 30 * time.Second
+
 // prepare turns a claimed task into an item ready to send, or settles it:
 // dropped (the current state needs no update), failed (the order cannot be
 // sent), or held back to wait (a tracking number, a configuration or a
@@ -46,6 +52,14 @@ func (s *Sender) prepare(ctx context.Context, it *item) {
 		return
 	}
 	op, ok := sh.settings.Mapping.Resolve(o.CurrentState)
+	if ok && o.LastChange > it.task.Last && o.LastChangeAge < DetectorLagLimit {
+		// The order changed again and the detector has not brought that
+		// change to this task yet. Sending now would send the new state,
+		// and the task the detector then makes for that change would send
+		// it a second time: wait for the detector.
+		s.hold(ctx, it, time.Second, "detector_behind", "")
+		return
+	}
 	if !ok {
 		var err error
 		op, ok, err = s.shippedSince(ctx, it, o, sh)

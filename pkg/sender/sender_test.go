@@ -403,6 +403,32 @@ func TestShipThenCancelWithinDelaySendsCancelOnly(t *testing.T) {
 	}
 }
 
+// A change the detector has not read yet must not be sent ahead of it on
+// an older task's turn: the detector's task for that change would send it
+// a second time.
+func TestChangeTheDetectorHasNotReadIsSentOnce(t *testing.T) {
+	p := newPipeline(t, options{shippedDelay: time.Second})
+	p.startSender(senderConfig(), "s1")
+	o, sfID := p.order()
+	p.change(o, shopfixture.StateShipped)
+	p.eventually(5*time.Second, "shipment task saved", func() bool { return len(p.tasks(o)) == 1 })
+	p.stopDetector()
+	p.change(o, shopfixture.StateCanceled)
+	time.Sleep(2500 * time.Millisecond) // the shipment task is due, the cancel unread
+	if ops := p.sent()[sfID]; len(ops) != 0 {
+		t.Fatalf("sent %+v while the detector had not read the cancel", ops)
+	}
+	p.restartDetectorPolling(20 * time.Millisecond)
+	p.eventually(10*time.Second, "cancel sent", func() bool { return len(p.sent()[sfID]) == 1 })
+	time.Sleep(1500 * time.Millisecond)
+	if ops := p.sent()[sfID]; len(ops) != 1 || ops[0].op != "cancel" {
+		t.Fatalf("sent %+v, want the cancel once", ops)
+	}
+	if rows := p.tasks(o); len(rows) != 1 || rows[0].action != prestashop.ActionCheckTicketStatus || rows[0].operation != "cancel" {
+		t.Fatalf("task rows %+v, want the cancel's ticket check only", rows)
+	}
+}
+
 func TestBatchingGroupsDueOrders(t *testing.T) {
 	p := newPipeline(t, options{})
 	if err := p.fx.SetConfig(context.Background(), shopfixture.ShopScope(1), prestashop.KeyMaxOrders, "20"); err != nil {
