@@ -43,6 +43,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("benchreport", flag.ContinueOnError)
 	skipRSS := fs.Bool("skip-rss", false, "do not run the RSS measurement (chaos -mode rss)")
 	rssTimeout := fs.Duration("rss-timeout", 10*time.Minute, "how long the RSS measurement may take")
+	// go test's -timeout does not cover benchmarks: without this a stuck
+	// benchmark would hold make bench forever.
+	modTimeout := fs.Duration("timeout", 15*time.Minute, "how long one module's benchmarks may run before they are killed")
 	outDir := fs.String("out", "", "where results.md and raw.txt go (default: bench/ at the repository root)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,11 +77,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for _, mod := range mods {
 		fmt.Fprintf(stream, "== %s\n", mod)
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem", "./...")
-		cmd.Dir = mod
-		w := io.MultiWriter(stream, &all)
-		cmd.Stdout, cmd.Stderr = w, w
-		if err := cmd.Run(); err != nil {
+		if err := benchModule(ctx, mod, *modTimeout, stream, &all); err != nil {
 			fmt.Fprintf(stream, "== %s: %v\n", mod, err)
 			failed = true
 		}
@@ -119,6 +118,35 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return errFailed
 	}
 	return nil
+}
+
+// benchModule runs the benchmarks of the module in dir, as the Makefile
+// did, streaming the output and appending it to all. When they run past
+// timeout, they are killed (with the private databases they started) and a
+// "FAIL <package> [killed after …]" line names the package that was running.
+func benchModule(ctx context.Context, dir string, timeout time.Duration, stream io.Writer, all *bytes.Buffer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem", "./...")
+	cmd.Dir = dir
+	w := io.MultiWriter(stream, &out)
+	cmd.Stdout, cmd.Stderr = w, w
+	// Its own process group, so that the test binaries and their mariadbd
+	// go with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	err := cmd.Run()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		pkg := dir
+		if i := bytes.LastIndex(out.Bytes(), []byte("\npkg: ")); i >= 0 {
+			pkg = strings.Fields(out.String()[i+len("\npkg: "):])[0]
+		}
+		fmt.Fprintf(w, "\nFAIL\t%s\t[killed after %s]\n", pkg, timeout)
+	}
+	all.Write(out.Bytes())
+	return err
 }
 
 // repoRoot is the directory of the go.work in use.

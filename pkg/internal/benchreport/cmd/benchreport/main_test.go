@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sfsync/sfsync/pkg/internal/benchreport"
 )
 
 // fakeRepo writes a repository whose pkg/chaos/cmd/chaos is main (nothing
@@ -100,5 +103,43 @@ func main() {
 				t.Errorf("(-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// A benchmark that never returns is killed, and its package named.
+func TestBenchModuleTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("go test of a fake module")
+	}
+	t.Setenv("GOWORK", "off")
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":        "module example.com/stuck\n\ngo 1.26\n",
+		"stuck_test.go": "package stuck\n\nimport (\"testing\"; \"time\")\n\nfunc BenchmarkFast(b *testing.B) { b.ReportMetric(7, \"x/s\") }\n\nfunc BenchmarkStuck(b *testing.B) { time.Sleep(time.Hour) }\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all bytes.Buffer
+	began := time.Now()
+	err := benchModule(t.Context(), dir, 10*time.Second, io.Discard, &all)
+	if err == nil {
+		t.Fatal("no error from a killed run")
+	}
+	if took := time.Since(began); took > time.Minute {
+		t.Errorf("took %s", took)
+	}
+	out, perr := benchreport.Parse(&all)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if len(out.Results) != 1 || out.Results[0].Name != "BenchmarkFast" {
+		t.Errorf("results %+v", out.Results)
+	}
+	want := []benchreport.Failure{{Pkg: "example.com/stuck", Reason: "killed after 10s"}}
+	if d := cmp.Diff(want, out.Failures); d != "" {
+		t.Errorf("(-want +got):\n%s\noutput:\n%s", d, all.String())
 	}
 }
