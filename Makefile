@@ -8,6 +8,7 @@ MODULES = $(shell go list -m -f '{{.Dir}}')
 PROTOC_GEN_GO_VERSION := v1.36.12
 GOBIN_DIR := $(CURDIR)/bin/tools
 TEST_FLAGS ?= -race -count=1 -timeout 20m
+BENCH_FLAGS ?=
 
 .PHONY: help
 help: ## Show this help
@@ -24,8 +25,8 @@ test: ## Run every module's tests with -race against real MySQL and JetStream
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...); done
 
 .PHONY: bench
-bench: ## Run the benchmarks (figures for the closing notes)
-	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
+bench: ## Run every benchmark and the RSS measurement: one summary table, kept in bench/results.md (BENCH_FLAGS=-skip-rss)
+	@go run ./pkg/internal/benchreport/cmd/benchreport $(BENCH_FLAGS)
 
 .PHONY: lint
 lint: ## go vet every module and check gofmt
