@@ -75,3 +75,32 @@ func TestChangeReadAgainAfterItsUpdateWentOutMakesNoTask(t *testing.T) {
 		t.Fatal("change 11 read again after its task was dropped made a task")
 	}
 }
+
+// A failure that resolves after a newer update of its order succeeded is
+// superseded: the merchant has nothing left to fix.
+func TestFailureResolvedAfterANewerSuccessIsSuperseded(t *testing.T) {
+	ctx := context.Background()
+	_, store, fx := testenv.Shop(t)
+	sfShop, err := fx.EnableShoppingFeed(ctx, 1, "tok", "1001")
+	must(t, err)
+	o, err := fx.CreateSFOrder(ctx, sfShop, 11, "amazon")
+	must(t, err)
+	older, newer := checkTask(t, store, o, "B1"), checkTask(t, store, o, "B2")
+	_, err = store.DB().Exec("UPDATE "+store.T("shoppingfeed_task_order")+" SET sfsync_history_last = CASE id_shoppingfeed_task_order WHEN ? THEN 10 ELSE 12 END WHERE id_order = ?", older, o)
+	must(t, err)
+	_, err = store.ApplyTicketResults(ctx, prestashop.TicketResults{BatchID: "B2", LogName: "sfsync:ticket", Session: "test",
+		Outcomes: []prestashop.TicketOutcome{{TaskID: newer, OrderID: o, Kind: prestashop.TicketDone, TicketID: "T2"}}})
+	must(t, err)
+	_, err = store.ApplyTicketResults(ctx, prestashop.TicketResults{BatchID: "B1", LogName: "sfsync:ticket", Session: "test",
+		Outcomes: []prestashop.TicketOutcome{{TaskID: older, OrderID: o, Kind: prestashop.TicketFailed, TicketID: "T1", Message: "refused", LogMsg: "refused"}}})
+	must(t, err)
+	var n int
+	must(t, store.DB().QueryRow("SELECT COUNT(*) FROM "+store.T("shoppingfeed_task_order")+" WHERE id_order = ?", o).Scan(&n))
+	if n != 0 {
+		t.Fatalf("%d task rows left: the older failure is superseded by the newer success", n)
+	}
+	must(t, store.DB().QueryRow("SELECT COUNT(*) FROM "+store.T("shoppingfeed_processlogger")+" WHERE msg = 'refused'").Scan(&n))
+	if n != 1 {
+		t.Fatalf("%d process-log lines for the failure, want 1: it is still told", n)
+	}
+}

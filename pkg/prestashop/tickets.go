@@ -204,6 +204,24 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 	if len(applied) == 0 {
 		return nil, tx.Commit()
 	}
+	// A failure whose order already had a newer update applied (its ticket
+	// succeeded first, or it was found needless) is superseded, as deleteSuperseded does when the
+	// newer one resolves second: the row goes, its log line stays.
+	if len(failed) > 0 {
+		handled, err := s.handledUpTo(ctx, tx, ActionSyncStatus, outcomeOrders(failed), false)
+		if err != nil {
+			return nil, fmt.Errorf("record batch %s check: %w", r.BatchID, err)
+		}
+		kept := failed[:0]
+		for _, o := range failed {
+			if last := live[o.TaskID]; last > 0 && handled[o.OrderID] > last {
+				done = append(done, o)
+				continue
+			}
+			kept = append(kept, o)
+		}
+		failed = kept
+	}
 
 	// The ticket numbers of failed tasks, for the report and the back
 	// office, on rows that have none. Only those: a change of the module's
@@ -292,6 +310,18 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 		return nil, fmt.Errorf("record batch %s check: commit: %w", r.BatchID, err)
 	}
 	return applied, nil
+}
+
+func outcomeOrders(os []TicketOutcome) []uint32 {
+	out := make([]uint32, 0, len(os))
+	seen := map[uint32]bool{}
+	for _, o := range os {
+		if !seen[o.OrderID] {
+			seen[o.OrderID] = true
+			out = append(out, o.OrderID)
+		}
+	}
+	return out
 }
 
 // deleteSuperseded deletes the failures that the done tasks supersede: a
