@@ -28,6 +28,12 @@ test: ## Run every module's tests with -race against real MySQL and JetStream
 bench: ## Run every benchmark and the RSS measurement: one summary table, kept in bench/results.md (BENCH_FLAGS=-skip-rss)
 	@go run ./pkg/internal/benchreport/cmd/benchreport $(BENCH_FLAGS)
 
+SEED ?= 1
+.PHONY: chaos
+chaos: build ## Chaos test: every part a process; workers killed, broker and MariaDB restarted, broker store wiped (SEED=1, CHAOS_FLAGS=-orders N ...)
+	@$(MAKE) --no-print-directory deps
+	@cd pkg && go run ./chaos/cmd/chaos -bin ../bin -seed $(SEED) $(CHAOS_FLAGS)
+
 .PHONY: lint
 lint: ## go vet every module and check gofmt
 	@for m in $(MODULES); do (cd $$m && go vet ./...); done

@@ -120,6 +120,8 @@ type cluster struct {
 	reported     map[uint32]int                        // order → times listed in an error report
 	kills        int
 	restarts     map[string]int
+	// extraEnv overrides variables per kind of process (last value wins).
+	extraEnv map[string][]string
 }
 
 // Run plays one chaos run and returns its report; err is set when the run
@@ -258,6 +260,7 @@ func (c *cluster) startSandbox(shops []shopfixture.SFShop) error {
 			"SANDBOX_ERROR_RATE=0.05", "SANDBOX_THROTTLE_RATE=0.02", "SANDBOX_THROTTLE_WAIT=500ms",
 			"SANDBOX_TICKET_FAILURE_RATE=0.05", "SANDBOX_RATE_LIMIT=20/1s",
 			"SANDBOX_TICKET_SCHEDULED_FOR=200ms", "SANDBOX_TICKET_RUNNING_FOR=300ms", "LOG_FORMAT=json"}}
+	c.sandbox.env = append(c.sandbox.env, c.extraEnv["sfsandbox"]...)
 	if err := c.sandbox.start(); err != nil {
 		return err
 	}
@@ -277,7 +280,7 @@ func (c *cluster) startWorkers() {
 			name := fmt.Sprintf("%s-%d", kind, i+1)
 			p := &proc{name: name, kind: kind, bin: filepath.Join(c.o.BinDir, kind), httpAddr: "127.0.0.1:" + strconv.Itoa(port),
 				logPath: filepath.Join(c.dir, name+".log"),
-				env:     append(append(slices.Clone(common), "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port)), env...)}
+				env:     append(append(append(slices.Clone(common), "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port)), env...), c.extraEnv[kind]...)}
 			switch kind {
 			case "sender":
 				p.onLine = func(inc int, line []byte) { c.senderLine(p, inc, line) }
