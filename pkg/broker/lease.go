@@ -16,6 +16,17 @@ import (
 // Lost is closed: a renewal failed or is overdue, well before the key can
 // expire and another process take over. Works on nats-server 2.9 (no
 // per-key TTL or expiry notices needed: followers retry Create).
+//
+// A broker that loses its store loses the key at once, not at expiry: a
+// follower may create it in the re-declared bucket while the old holder
+// still believes it leads. The old holder stops at its next renewal (the
+// bucket is gone, or the revision it holds is not the key's), at the
+// latest TTL/2 after its last renewal. A renewal can succeed in the new
+// bucket only if the new holder's key happens to sit at the very revision
+// the old one held; the new holder's next renewal then fails and it
+// stops: either way one holder remains within TTL/2. The detector's
+// checkpoint, moved by compare-and-set, fences the overlap further (see
+// detector.tail).
 type Lease struct {
 	kv       jetstream.KeyValue
 	key      string
@@ -23,6 +34,8 @@ type Lease struct {
 	ttl      time.Duration
 	log      *slog.Logger
 	revision uint64
+	// Keeper, when set, is nudged when the bucket is gone.
+	Keeper *Keeper
 }
 
 // NewLease returns a lease on key for holder; ttl must equal the bucket's TTL.
@@ -67,6 +80,9 @@ func (l *Lease) Acquire(ctx context.Context) error {
 		}
 		if !errors.Is(err, ErrLeaseHeld) {
 			l.log.Warn("lease acquire failed", "key", l.key, "err", err)
+			if IsGone(err) {
+				l.Keeper.Nudge()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -110,6 +126,13 @@ func (l *Lease) Hold(ctx context.Context, lost chan<- struct{}) error {
 		cancel()
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("lease %s lost: taken over: %w", l.key, err)
+		}
+		if IsGone(err) {
+			l.Keeper.Nudge()
+			// The broker lost the bucket (a wiped store): the key is gone
+			// and, once the keeper declares the bucket again, anyone may
+			// create it. Stop now rather than at TTL/2.
+			return fmt.Errorf("lease %s lost: the bucket is gone: %w", l.key, err)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
