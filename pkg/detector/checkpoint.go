@@ -2,12 +2,16 @@ package detector
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/prestashop"
 )
 
 // Gap is a range of order_history ids below the position that were not
@@ -44,11 +48,58 @@ func (c Checkpoint) gapIDs() uint64 {
 }
 
 // checkpoints stores checkpoints in a KV bucket, moved only by
-// compare-and-set on the revision last read or written.
+// compare-and-set on the revision last read or written, and mirrors them in
+// the shop database's sfsync_meta (MirrorName), which a broker that loses
+// its store does not lose.
 type checkpoints struct {
-	kv  jetstream.KeyValue
-	key string
-	rev uint64
+	kv    jetstream.KeyValue
+	store *prestashop.Store
+	key   string
+	rev   uint64
+}
+
+// MirrorName is the sfsync_meta row that mirrors the checkpoint of key: the
+// position the detector resumes from when the broker lost the KV one.
+func MirrorName(key string) string {
+	name := "detector_checkpoint." + key
+	if len(name) > 64 { // the column's width: keep the start, make the end unique
+		sum := sha256.Sum256([]byte(key))
+		name = name[:47] + "." + hex.EncodeToString(sum[:8])
+	}
+	return name
+}
+
+// errMirrorTooLarge: the checkpoint's gaps do not fit the sfsync_meta
+// column. The mirror keeps its previous value (a restore from it re-reads
+// rows), which is logged.
+var errMirrorTooLarge = errors.New("checkpoint too large for its database mirror")
+
+// mirror writes cp to the database mirror.
+func (c *checkpoints) mirror(ctx context.Context, cp Checkpoint) error {
+	return writeMirror(ctx, c.store, c.key, cp)
+}
+
+func writeMirror(ctx context.Context, store *prestashop.Store, key string, cp Checkpoint) error {
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	if len(b) > prestashop.MetaValueMax {
+		return fmt.Errorf("%w: %d bytes, %d gaps", errMirrorTooLarge, len(b), len(cp.Gaps))
+	}
+	return store.SetMeta(ctx, MirrorName(key), string(b))
+}
+
+// loadMirror reads the database mirror; ok is false when there is none.
+func (c *checkpoints) loadMirror(ctx context.Context) (cp Checkpoint, ok bool, err error) {
+	v, ok, err := c.store.Meta(ctx, MirrorName(c.key))
+	if err != nil || !ok {
+		return Checkpoint{}, false, err
+	}
+	if err := json.Unmarshal([]byte(v), &cp); err != nil {
+		return Checkpoint{}, false, fmt.Errorf("checkpoint mirror %s is not valid JSON: %w", MirrorName(c.key), err)
+	}
+	return cp, true, nil
 }
 
 var errNoCheckpoint = errors.New("no checkpoint")
@@ -96,9 +147,15 @@ func (c *checkpoints) save(ctx context.Context, cp Checkpoint) error {
 
 // SetCheckpoint overwrites the checkpoint whatever its revision, for the
 // operator's replay: the running leader sees the change and resumes there.
-func SetCheckpoint(ctx context.Context, kv jetstream.KeyValue, key string, cp Checkpoint) error {
+// The database mirror is written first, so that a broker that loses its
+// store after the replay still resumes from the replayed position (and if
+// the KV write fails, the leader's next batch writes the mirror again).
+func SetCheckpoint(ctx context.Context, kv jetstream.KeyValue, store *prestashop.Store, key string, cp Checkpoint) error {
 	b, err := json.Marshal(cp)
 	if err != nil {
+		return err
+	}
+	if err := writeMirror(ctx, store, key, cp); err != nil {
 		return err
 	}
 	if _, err := kv.Put(ctx, key, b); err != nil {

@@ -41,6 +41,9 @@ type Detector struct {
 	shops   *shopCache
 	probe   *writerProbe
 	hook    targets.Mapping
+	keeper  *broker.Keeper
+
+	mirrorWarned time.Time // tail's goroutine only
 }
 
 // Deps are what a detector runs on.
@@ -53,6 +56,9 @@ type Deps struct {
 	Instance string
 	// LeaseTTL must equal the lease bucket's TTL (broker.Settings.LeaseTTL).
 	LeaseTTL time.Duration
+	// Keeper, when set, is nudged when the broker says a stream or bucket
+	// is gone, so that it declares them again at once.
+	Keeper *broker.Keeper
 }
 
 // New returns a detector; Run starts it.
@@ -83,7 +89,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Detector, error) {
 	det := &Detector{
 		cfg: cfg, store: d.Store, js: js, log: d.Log, m: newMetrics(d.Registry),
 		instance: d.Instance, leaseTTL: d.LeaseTTL, start: start,
-		shopDB: db, key: Key(db, d.Store.Prefix()),
+		shopDB: db, key: Key(db, d.Store.Prefix()), keeper: d.Keeper,
 	}
 	det.shops = newShopCache(det)
 	if cfg.Targets.ToWebhook() {
@@ -133,6 +139,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		return fmt.Errorf("open checkpoint bucket: %w", err)
 	}
 	lease := broker.NewLease(leases, d.key, d.instance, d.leaseTTL, d.log)
+	lease.Keeper = d.keeper
 	for {
 		d.log.Info("detector waiting for the lease", "key", d.key, "instance", d.instance)
 		if err := lease.Acquire(ctx); err != nil {
@@ -169,7 +176,7 @@ func (d *Detector) leadWhileHeld(ctx context.Context, lease *broker.Lease, cps j
 	}()
 	d.leading.Store(true)
 	d.m.leaseHeld.Set(1)
-	err := d.lead(lctx, &checkpoints{kv: cps, key: d.key})
+	err := d.lead(lctx, &checkpoints{kv: cps, store: d.store, key: d.key})
 	d.leading.Store(false)
 	d.m.leaseHeld.Set(0)
 	cancel(nil)

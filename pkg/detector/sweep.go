@@ -42,7 +42,30 @@ func (d *Detector) sweep(ctx context.Context) error {
 
 // SweepOnce republishes the stuck tasks once and returns how many.
 func (d *Detector) SweepOnce(ctx context.Context) (int, error) {
-	stuck, err := d.store.StuckTasks(ctx, d.cfg.SweepAfter, 1000)
+	return d.sweepOnce(ctx, d.cfg.SweepAfter)
+}
+
+// sweepLost republishes, at once, every task the broker may have lost with
+// its store: each due update and each batch whose tickets are followed,
+// whatever their last progress. An update whose event did survive is
+// handled once all the same (the sender's claim and the task row decide),
+// and a ticket check is idempotent; updates still waiting for their time
+// are left to the regular sweeper.
+func (d *Detector) sweepLost(ctx context.Context) {
+	// A negative age takes the tasks touched this very second too
+	// (sfsync_progress_at has whole seconds).
+	n, err := d.sweepOnce(ctx, -time.Second)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("republishing the tasks the broker lost failed; the sweeper will", "err", err)
+		}
+		return
+	}
+	d.log.Info("republished the tasks the broker lost", "tasks", n)
+}
+
+func (d *Detector) sweepOnce(ctx context.Context, after time.Duration) (int, error) {
+	stuck, err := d.store.StuckTasks(ctx, after, 1000)
 	if err != nil || len(stuck) == 0 {
 		return 0, err
 	}

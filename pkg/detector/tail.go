@@ -35,10 +35,34 @@ type historyRow struct {
 // only once every event of that batch and of all batches before it is
 // acknowledged; after any failure reading resumes from the saved checkpoint
 // (saving tasks and publishing again are idempotent).
+//
+// The checkpoint also lives in the shop database (checkpoints.mirror), for a
+// broker that loses its store and with it the KV checkpoint. The mirror is
+// written for each batch after its tasks are saved and before its events
+// are published, so it runs ahead of the KV checkpoint, never behind:
+//   - not behind, because re-reading a row is not harmless once its update
+//     went out: the sender turns the SYNC_STATUS task into a ticket check
+//     (and the poller deletes it), so the re-read row creates a new task
+//     and Shopping Feed gets the operation a second time. The broker's
+//     dedup window that would drop the re-published event is wiped too.
+//     Before a batch is published no sender has seen its events, so a
+//     mirror written then never asks to re-read a row already sent.
+//   - ahead is safe: every row at or below the mirror's position that maps
+//     to an update has its task saved. Events not published (or published
+//     into the store that was wiped) are republished from the task table:
+//     a leader that restores the mirror sweeps every due task at once
+//     (sweepLost), and the sweeper the rest after SWEEP_AFTER.
+//
+// After a wipe the KV checkpoint is gone: saving it fails (the revision the
+// leader holds is not there), the reload finds nothing, and the leader steps
+// down; whoever leads next restores from the mirror (initialCheckpoint).
 func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
-	saved, err := d.initialCheckpoint(ctx, cps)
+	saved, restored, err := d.initialCheckpoint(ctx, cps)
 	if err != nil {
 		return err
+	}
+	if restored {
+		d.sweepLost(ctx)
 	}
 	d.log.Info("detector resumes", "position", saved.Position, "gaps", len(saved.Gaps))
 	read := saved // the reader's position: saved, or ahead of it by the batch in flight
@@ -61,7 +85,7 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		b, err := d.prepare(ctx, read)
+		b, err := d.prepare(ctx, cps, read)
 		if err == nil {
 			err = flush()
 		} else if ferr := flush(); ferr != nil {
@@ -87,6 +111,9 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 				return nil
 			}
 			failures++
+			if broker.IsGone(err) {
+				d.keeper.Nudge() // the broker lost a stream or bucket: declare it again
+			}
 			wait := min(time.Duration(1<<min(failures, 6))*100*time.Millisecond, 5*time.Second)
 			d.log.Warn("detector poll failed, retrying from the checkpoint", "err", err, "position", saved.Position, "retry_in", wait)
 			if !sleep(ctx, wait) {
@@ -160,6 +187,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 func (d *Detector) checkpointMoved(ctx context.Context, cps *checkpoints) (bool, error) {
 	e, err := cps.kv.Get(ctx, cps.key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return true, nil // the broker lost it: reload steps down
+	}
 	if err != nil {
 		return false, err
 	}
@@ -168,33 +198,80 @@ func (d *Detector) checkpointMoved(ctx context.Context, cps *checkpoints) (bool,
 
 func (d *Detector) reload(ctx context.Context, cps *checkpoints) (Checkpoint, error) {
 	cp, err := cps.load(ctx)
+	if errors.Is(err, errNoCheckpoint) {
+		// The broker lost its store: the lease went with it. Step down;
+		// the next leader restores the checkpoint from the database mirror.
+		d.keeper.Nudge()
+		return Checkpoint{}, errors.New("the broker lost the checkpoint: leading again from its database mirror")
+	}
 	if err != nil {
 		return Checkpoint{}, err
+	}
+	if !cp.Replay && cp.By != d.instance {
+		// Another detector believes it leads (it took the lease while this
+		// one could not renew, or after the broker lost the lease): one of
+		// the two must stop, and this one's lease is the doubtful one.
+		return Checkpoint{}, fmt.Errorf("checkpoint moved by detector %s: stepping down", cp.By)
 	}
 	d.log.Warn("checkpoint moved by another writer, resuming from it", "position", cp.Position, "by", cp.By, "replay", cp.Replay)
 	return cp, nil
 }
 
-func (d *Detector) initialCheckpoint(ctx context.Context, cps *checkpoints) (Checkpoint, error) {
-	cp, err := cps.load(ctx)
+// initialCheckpoint loads the checkpoint; with none in the broker, it
+// restores the database mirror (restored is true: the broker lost its
+// store), else starts at START_FROM.
+func (d *Detector) initialCheckpoint(ctx context.Context, cps *checkpoints) (cp Checkpoint, restored bool, err error) {
+	cp, err = cps.load(ctx)
 	if err == nil {
-		return cp, nil
+		return cp, false, nil
 	}
 	if !errors.Is(err, errNoCheckpoint) {
-		return Checkpoint{}, err
+		return Checkpoint{}, false, err
 	}
-	pos, err := StartPosition(ctx, d.store, d.start)
+	mirrored, ok, err := cps.loadMirror(ctx)
 	if err != nil {
-		return Checkpoint{}, err
+		return Checkpoint{}, false, err
 	}
-	cp = Checkpoint{Position: pos, By: d.instance, At: time.Now().UTC()}
+	if ok {
+		cp = mirrored
+		cp.Replay, cp.By, cp.At = false, d.instance, time.Now().UTC()
+	} else {
+		pos, err := StartPosition(ctx, d.store, d.start)
+		if err != nil {
+			return Checkpoint{}, false, err
+		}
+		cp = Checkpoint{Position: pos, By: d.instance, At: time.Now().UTC()}
+		if err := d.mirror(ctx, cps, cp); err != nil {
+			return Checkpoint{}, false, err
+		}
+	}
 	if err := cps.save(ctx, cp); errors.Is(err, errCheckpointMoved) {
-		return cps.load(ctx)
+		cp, err = cps.load(ctx)
+		return cp, false, err
 	} else if err != nil {
-		return Checkpoint{}, err
+		return Checkpoint{}, false, err
 	}
-	d.log.Info("detector starts without checkpoint", "start_from", d.cfg.StartFrom, "position", pos)
-	return cp, nil
+	if ok {
+		d.log.Warn("broker lost the detector checkpoint; resuming from its database mirror",
+			"position", cp.Position, "gaps", len(cp.Gaps), "mirror", MirrorName(cps.key), "mirrored_at", mirrored.At)
+		return cp, true, nil
+	}
+	d.log.Info("detector starts without checkpoint", "start_from", d.cfg.StartFrom, "position", cp.Position)
+	return cp, false, nil
+}
+
+// mirror writes cp to the database mirror. A checkpoint with more gaps than
+// the column holds keeps the previous mirror, and says so once a minute.
+func (d *Detector) mirror(ctx context.Context, cps *checkpoints, cp Checkpoint) error {
+	err := cps.mirror(ctx, cp)
+	if errors.Is(err, errMirrorTooLarge) {
+		if now := time.Now(); now.Sub(d.mirrorWarned) > time.Minute {
+			d.mirrorWarned = now
+			d.log.Warn("checkpoint not mirrored in the database: too many open gaps", "err", err)
+		}
+		return nil
+	}
+	return err
 }
 
 // StartPosition is the position a start means in a shop database: the
@@ -228,7 +305,7 @@ func StartPosition(ctx context.Context, store *prestashop.Store, s Start) (uint6
 
 // prepare reads once from the reader's checkpoint cp: re-checks the gaps,
 // reads new rows, saves their tasks and sends their events.
-func (d *Detector) prepare(ctx context.Context, cp Checkpoint) (*batch, error) {
+func (d *Detector) prepare(ctx context.Context, cps *checkpoints, cp Checkpoint) (*batch, error) {
 	now := time.Now().UTC()
 	var found []historyRow
 	var err error
@@ -282,7 +359,7 @@ func (d *Detector) prepare(ctx context.Context, cp Checkpoint) (*batch, error) {
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
 	b := &batch{cp: next, full: full, rows: rows}
 	b.idle = len(all) == 0 && len(cp.Gaps) == 0 && len(next.Gaps) == 0
-	if b.evs, b.futs, err = d.handle(ctx, all, next.Position); err != nil {
+	if b.evs, b.futs, err = d.handle(ctx, cps, all, next); err != nil {
 		return nil, err
 	}
 	d.m.rowsRead.Add(float64(len(all)))
@@ -414,13 +491,14 @@ type pending struct {
 	target string
 }
 
-// handle saves the tasks of mapped changes, then publishes every change of
-// a Shopping Feed order of a shop that syncs; the caller awaits the
-// acknowledgements.
-func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint64) ([]pending, []jetstream.PubAckFuture, error) {
+// handle saves the tasks of mapped changes, mirrors next (see tail), then
+// publishes every change of a Shopping Feed order of a shop that syncs; the
+// caller awaits the acknowledgements.
+func (d *Detector) handle(ctx context.Context, cps *checkpoints, rows []historyRow, next Checkpoint) ([]pending, []jetstream.PubAckFuture, error) {
 	if len(rows) == 0 {
 		return nil, nil, nil
 	}
+	position := next.Position
 	evs := make([]pending, 0, len(rows))
 	var changes, hookChanges []prestashop.TaskChange
 	toSF, toHook, allOrders := d.cfg.Targets.ToShoppingFeed(), d.cfg.Targets.ToWebhook(), d.cfg.Targets.AllOrders()
@@ -477,6 +555,9 @@ func (d *Detector) handle(ctx context.Context, rows []historyRow, position uint6
 	}
 	if ctx.Err() != nil {
 		return nil, nil, ctx.Err() // the lease may be gone: publish nothing more
+	}
+	if err := d.mirror(ctx, cps, next); err != nil {
+		return nil, nil, err
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(evs))
 	for _, p := range evs {

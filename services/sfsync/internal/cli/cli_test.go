@@ -163,6 +163,13 @@ func TestReplayMovesTheCheckpoint(t *testing.T) {
 	if err != nil || !ok || cp.Position != h-1 || !cp.Replay {
 		t.Fatalf("checkpoint %+v ok=%v err=%v", cp, ok, err)
 	}
+	// Its database mirror too: a broker that loses its store next still
+	// resumes from the replayed position.
+	var mirror string
+	if err := w.db.DB.QueryRow("SELECT value FROM ps_sfsync_meta WHERE name = ?", detector.MirrorName(detector.Key(w.db.Name, "ps_"))).Scan(&mirror); err != nil ||
+		!strings.Contains(mirror, fmt.Sprintf(`"position":%d`, h-1)) {
+		t.Fatalf("checkpoint mirror %q: %v", mirror, err)
+	}
 	if _, err := w.run("replay", "--from", "yesterday"); err == nil {
 		t.Fatal("replay accepted a bad position")
 	}

@@ -413,8 +413,8 @@ func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 	return orders, nil
 }
 
-// Replay moves the detector's checkpoint to a start position; the leader
-// resumes there within about a second.
+// Replay moves the detector's checkpoint (and its database mirror) to a
+// start position; the leader resumes there within about a second.
 func (e *Env) Replay(ctx context.Context, from string) (uint64, error) {
 	start, err := detector.ParseStart(from)
 	if err != nil {
@@ -435,7 +435,7 @@ func (e *Env) Replay(ctx context.Context, from string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open checkpoint bucket: %w", err)
 	}
-	if err := detector.SetCheckpoint(ctx, kv, key, detector.Checkpoint{Position: pos, By: "sfsync replay", At: time.Now().UTC(), Replay: true}); err != nil {
+	if err := detector.SetCheckpoint(ctx, kv, e.Store, key, detector.Checkpoint{Position: pos, By: "sfsync replay", At: time.Now().UTC(), Replay: true}); err != nil {
 		return 0, err
 	}
 	return pos, nil
