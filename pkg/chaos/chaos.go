@@ -115,6 +115,7 @@ type cluster struct {
 	// Kills that hit a sender between a POST and the commit of its
 	// outcome, and the orders of the POSTs they cut.
 	windowKills  int
+	windowPosts  int
 	windowOrders map[uint32]int
 	openPosts    map[*proc]map[int]map[uint64][]uint32 // proc → incarnation → post → orders
 	reported     map[uint32]int                        // order → times listed in an error report
@@ -337,6 +338,7 @@ func (c *cluster) senderExit(p *proc, inc int) {
 	open := c.openPosts[p][inc]
 	if len(open) > 0 {
 		c.windowKills++
+		c.windowPosts += len(open)
 		for _, orders := range open {
 			for _, o := range orders {
 				c.windowOrders[o]++
@@ -539,6 +541,7 @@ func (c *cluster) busy(ctx context.Context, db *sql.DB, js jetstream.JetStream) 
 // sandboxOp is one entry of the sandbox's operation log.
 type sandboxOp struct {
 	Time          time.Time       `json:"time"`
+	BatchID       string          `json:"batchId"`
 	StoreID       int64           `json:"storeId"`
 	Operation     string          `json:"operation"`
 	Entry         json.RawMessage `json:"order"`

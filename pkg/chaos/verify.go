@@ -24,9 +24,12 @@ type Report struct {
 	Restarts string
 	// WindowKills are the kills that hit a sender between a POST and the
 	// commit of its outcome; WindowOrders the orders those POSTs held.
-	WindowKills, WindowOrders int
-	Quiescence                time.Duration
-	Settled                   bool
+	WindowKills, WindowPosts, WindowOrders int
+	// DupPosts is the number of distinct POSTs (sandbox batches) whose
+	// orders reached Shopping Feed again later.
+	DupPosts   int
+	Quiescence time.Duration
+	Settled    bool
 	// Stale are operations sent for a state the order had left before its
 	// update was due.
 	Stale []string
@@ -101,7 +104,7 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 	c.mu.Lock()
 	window := c.windowOrders
 	reported := c.reported
-	rep.WindowKills = c.windowKills
+	rep.WindowKills, rep.WindowPosts = c.windowKills, c.windowPosts
 	for _, n := range window {
 		rep.WindowOrders += n
 	}
@@ -112,6 +115,7 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 		rowsBy[i].Scenario = s.name
 	}
 	failedTasks := 0
+	dupBatches := map[string]bool{}
 	for _, o := range orders {
 		r := &rowsBy[o.scenario]
 		r.Orders++
@@ -152,6 +156,12 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 		for op, n := range count {
 			if extra := n - max(legit[op], 1); extra > 0 && legit[op] > 0 {
 				r.Duplicates += extra
+				for _, g := range got {
+					if g.Operation == op {
+						dupBatches[g.BatchID] = true // the first copy's POST
+						break
+					}
+				}
 				if window[o.id] == 0 {
 					rep.Problems = append(rep.Problems, fmt.Sprintf("order %d: %s sent %d times, and no killed sender held it in a POST", o.id, op, n))
 				}
@@ -210,6 +220,7 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 		}
 	}
 	rep.Rows = rowsBy
+	rep.DupPosts = len(dupBatches)
 	for _, r := range rowsBy {
 		if r.Lost > 0 {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %d lost", r.Scenario, r.Lost))
@@ -217,6 +228,9 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 	}
 	if dups := rep.totals().Duplicates; dups > rep.WindowOrders {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d duplicate operations, more than the %d orders held in POSTs that kills cut", dups, rep.WindowOrders))
+	}
+	if rep.DupPosts > rep.WindowPosts {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("duplicates came from %d POSTs, more than the %d POSTs that kills cut", rep.DupPosts, rep.WindowPosts))
 	}
 	if len(rep.Stale) > 0 {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d operations sent for a state left before it was due", len(rep.Stale)))
@@ -342,7 +356,8 @@ func (r *Report) Print(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "%s (seed %d)\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n", t.Scenario, r.Options.Seed, t.Orders, r.Kills, r.Restarts, t.Lost, t.Duplicates, t.FailedAsExp, t.StaleSent, q)
 	_ = tw.Flush()
-	fmt.Fprintf(w, "\nkills that hit a sender between POST and commit: %d (holding %d orders); duplicates allowed up to that\n", r.WindowKills, r.WindowOrders)
+	fmt.Fprintf(w, "\nkills that hit a sender between POST and commit: %d, cutting %d POSTs of %d orders; %d duplicate order operations, first sent in %d POSTs (allowed: only orders of cut POSTs, at most their number)\n",
+		r.WindowKills, r.WindowPosts, r.WindowOrders, r.totals().Duplicates, r.DupPosts)
 	fmt.Fprintf(w, "task rows left pending: %d; failures not explained by Shopping Feed: %d; failed orders missing from the error report: %d\n",
 		r.Pending, t.FailedOther, t.ReportedMiss)
 	for _, l := range r.Resources {
