@@ -48,6 +48,8 @@ type Sender struct {
 	// from the log (the chaos run counts kills that land in it).
 	posts atomic.Uint64
 
+	keeper *broker.Keeper
+
 	muReport sync.Mutex
 	reported map[string]time.Time
 	drain    time.Duration
@@ -76,6 +78,9 @@ type Deps struct {
 	// context ends (default 20s); past it, what is left goes back to the
 	// broker.
 	DrainTimeout time.Duration
+	// Keeper, when set, is nudged when a lane's consumer or stream is
+	// gone, so that it declares them again at once.
+	Keeper *broker.Keeper
 }
 
 // New returns a sender; Run starts it.
@@ -90,7 +95,7 @@ func New(cfg Config, d Deps) (*Sender, error) {
 	s := &Sender{
 		cfg: cfg, store: d.Store, js: js, client: d.Client, log: d.Log, m: newMetrics(d.Registry),
 		instance: d.Instance, items: make(chan *item, 4096), stopped: make(chan struct{}), sem: make(chan struct{}, cfg.Concurrency),
-		reported: map[string]time.Time{}, drain: d.DrainTimeout,
+		reported: map[string]time.Time{}, drain: d.DrainTimeout, keeper: d.Keeper,
 	}
 	if s.drain <= 0 {
 		s.drain = 20 * time.Second
@@ -148,21 +153,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	g.Go(func() error { defer close(batchDone); defer close(s.stopped); return s.batcher(workersDone, work) })
 	g.Go(func() error { return s.keepAlive(gctx) })
 	for _, lane := range []struct{ name, consumer string }{{laneDue, broker.SenderConsumer}, {laneWait, broker.SenderWaitConsumer}} {
-		cons, err := s.js.Consumer(ctx, broker.OrdersStream, lane.consumer)
-		if err != nil {
-			return fmt.Errorf("open consumer %s: %w", lane.consumer, err)
-		}
 		msgs := make(chan jetstream.Msg, 2*s.cfg.Workers)
-		cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m },
-			jetstream.PullMaxMessages(4*s.cfg.Workers+64),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-					s.log.Debug("consume", "lane", lane.name, "err", err)
-				}
-			}))
-		if err != nil {
-			return fmt.Errorf("consume %s: %w", lane.consumer, err)
-		}
 		var workers sync.WaitGroup
 		for range s.cfg.Workers {
 			workers.Add(1)
@@ -176,9 +167,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			}()
 		}
 		g.Go(func() error {
-			<-gctx.Done()
-			cc.Drain()
-			<-cc.Closed()
+			s.consumeLane(gctx, lane.name, lane.consumer, msgs) // drained when gctx ends
 			close(msgs)
 			workers.Wait()
 			return nil

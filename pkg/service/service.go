@@ -80,12 +80,18 @@ type Deps struct {
 	Ops   *opshttp.Server
 	// Instance names this process in claims and logs (host name and pid).
 	Instance string
+	// Keeper declares the streams, consumers and buckets again when the
+	// broker loses them; it runs from Open to Close. Workers nudge it.
+	Keeper     *broker.Keeper
+	stopKeeper func()
 }
 
 // Options change how Open connects.
 type Options struct {
 	// NATSOptions are added to the connection (e.g. nats.InProcessServer).
 	NATSOptions []nats.Option
+	// KeepInterval is how often the keeper checks the broker (default 5s).
+	KeepInterval time.Duration
 }
 
 // Open connects to the database (and migrates it) and to NATS (and declares
@@ -120,10 +126,19 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts O
 	d.JS = js
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := declareWithRetry(dctx, js, broker.Settings{Replicas: cfg.NATS.Replicas, LeaseTTL: cfg.LeaseTTL}, log); err != nil {
+	settings := broker.Settings{Replicas: cfg.NATS.Replicas, LeaseTTL: cfg.LeaseTTL}
+	if err := declareWithRetry(dctx, js, settings, log); err != nil {
 		d.Close()
 		return nil, err
 	}
+	d.Keeper = broker.NewKeeper(js, settings, log)
+	if opts.KeepInterval > 0 {
+		d.Keeper.Interval = opts.KeepInterval
+	}
+	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	kept := make(chan struct{})
+	go func() { defer close(kept); _ = d.Keeper.Run(kctx) }()
+	d.stopKeeper = func() { stop(); <-kept }
 	d.Ops.AddCheck("database", d.Store.Ping)
 	d.Ops.AddCheck("nats", func(ctx context.Context) error {
 		if !nc.IsConnected() {
@@ -151,8 +166,11 @@ func declareWithRetry(ctx context.Context, js jetstream.JetStream, s broker.Sett
 	}
 }
 
-// Close drains NATS and closes the database.
+// Close stops the keeper, drains NATS and closes the database.
 func (d *Deps) Close() {
+	if d.stopKeeper != nil {
+		d.stopKeeper()
+	}
 	if d.NC != nil {
 		_ = d.NC.Drain()
 		for i := 0; i < 100 && !d.NC.IsClosed(); i++ {

@@ -71,6 +71,9 @@ type Deps struct {
 	// SMTPTLS is the TLS configuration for the SMTP server (nil: the
 	// system's roots).
 	SMTPTLS *tls.Config
+	// Keeper, when set, is nudged when a consumer or its stream is gone,
+	// so that it declares them again at once.
+	Keeper *broker.Keeper
 }
 
 // Poller is one ticket-poller replica.
@@ -84,6 +87,7 @@ type Poller struct {
 	instance string
 	drain    time.Duration
 	mailer   *smtpMailer
+	keeper   *broker.Keeper
 
 	// holdFor is how long reads with a rejected token stop.
 	holdFor time.Duration
@@ -120,7 +124,7 @@ func New(cfg Config, d Deps) (*Poller, error) {
 	}
 	p := &Poller{
 		cfg: cfg, store: d.Store, js: js, sf: d.SF, log: d.Log, m: m,
-		instance: d.Instance, drain: d.DrainTimeout,
+		instance: d.Instance, drain: d.DrainTimeout, keeper: d.Keeper,
 		holdFor: time.Minute, holds: map[string]time.Time{}, loud: map[string]time.Time{},
 	}
 	if cfg.SMTP.Set() {
@@ -166,6 +170,9 @@ func (p *Poller) consume(ctx context.Context, name string, h handler) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if broker.IsGone(err) {
+			p.keeper.Nudge()
+		}
 		p.log.Warn("open consumer, retrying", "consumer", name, "err", err)
 		if !sleep(ctx, wait) {
 			return nil
@@ -200,7 +207,9 @@ func (p *Poller) consume(ctx context.Context, name string, h handler) error {
 }
 
 // work is one worker of consume: fetch one message, handle it, repeat
-// until ctx ends.
+// until ctx ends. A consumer the broker lost (a wiped store) fails each
+// fetch until the keeper declares it again; the handle names the consumer,
+// so fetching resumes with the same handle.
 func (p *Poller) work(ctx, hctx context.Context, cons jetstream.Consumer, name string, ackWait time.Duration, h handler) {
 	failures := 0
 	for ctx.Err() == nil {
@@ -215,6 +224,9 @@ func (p *Poller) work(ctx, hctx context.Context, cons jetstream.Consumer, name s
 		cancel()
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
 			failures++
+			if broker.IsGone(err) {
+				p.keeper.Nudge()
+			}
 			wait := min(100*time.Millisecond<<min(failures, 6), 5*time.Second)
 			p.log.Warn("fetch ticket checks, retrying", "consumer", name, "retry_in", wait, "err", err)
 			sleep(ctx, wait)

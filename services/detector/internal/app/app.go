@@ -37,7 +37,7 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	defer deps.Close()
 	det, err := detector.New(ctx, cfg.Detector, detector.Deps{
 		Store: deps.Store, NC: deps.NC, Log: log, Registry: deps.Ops.Registry(),
-		Instance: deps.Instance, LeaseTTL: cfg.LeaseTTL,
+		Instance: deps.Instance, LeaseTTL: cfg.LeaseTTL, Keeper: deps.Keeper,
 	})
 	if err != nil {
 		return err

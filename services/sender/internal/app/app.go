@@ -44,7 +44,7 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	s, err := sender.New(cfg.Sender, sender.Deps{Store: deps.Store, NC: deps.NC, Client: client, Log: log, Registry: deps.Ops.Registry(), Instance: deps.Instance, DrainTimeout: cfg.ShutdownTimeout})
+	s, err := sender.New(cfg.Sender, sender.Deps{Store: deps.Store, NC: deps.NC, Client: client, Log: log, Registry: deps.Ops.Registry(), Instance: deps.Instance, DrainTimeout: cfg.ShutdownTimeout, Keeper: deps.Keeper})
 	if err != nil {
 		return err
 	}

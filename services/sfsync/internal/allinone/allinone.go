@@ -188,7 +188,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	if slices.Contains(roles, RoleDetector) {
 		if a.Detector, err = detector.New(ctx, cfg.Detector, detector.Deps{Store: d.Store, NC: d.NC, Log: log.With("role", RoleDetector),
-			Registry: d.Ops.Registry(), Instance: d.Instance, LeaseTTL: cfg.LeaseTTL}); err != nil {
+			Registry: d.Ops.Registry(), Instance: d.Instance, LeaseTTL: cfg.LeaseTTL, Keeper: d.Keeper}); err != nil {
 			a.Close()
 			return nil, err
 		}
@@ -196,14 +196,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	if slices.Contains(roles, RoleSender) {
 		if a.Sender, err = sender.New(cfg.Sender, sender.Deps{Store: d.Store, NC: d.NC, Client: client, Log: log.With("role", RoleSender), DrainTimeout: cfg.ShutdownTimeout,
-			Registry: d.Ops.Registry(), Instance: d.Instance}); err != nil {
+			Registry: d.Ops.Registry(), Instance: d.Instance, Keeper: d.Keeper}); err != nil {
 			a.Close()
 			return nil, err
 		}
 	}
 	if slices.Contains(roles, RoleTicketPoller) {
 		if a.Poller, err = ticketpoller.New(cfg.Poller, ticketpoller.Deps{Store: d.Store, NC: d.NC, SF: client, Log: log.With("role", RoleTicketPoller),
-			Registry: d.Ops.Registry(), Instance: d.Instance, DrainTimeout: cfg.ShutdownTimeout}); err != nil {
+			Registry: d.Ops.Registry(), Instance: d.Instance, DrainTimeout: cfg.ShutdownTimeout, Keeper: d.Keeper}); err != nil {
 			a.Close()
 			return nil, err
 		}

@@ -49,7 +49,7 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	}
 	p, err := ticketpoller.New(cfg.Poller, ticketpoller.Deps{
 		Store: deps.Store, NC: deps.NC, SF: client, Log: log, Registry: deps.Ops.Registry(),
-		Instance: deps.Instance, DrainTimeout: cfg.ShutdownTimeout,
+		Instance: deps.Instance, DrainTimeout: cfg.ShutdownTimeout, Keeper: deps.Keeper,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,220 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/detector"
+	"github.com/sfsync/sfsync/pkg/sender"
+	"github.com/sfsync/sfsync/pkg/service"
+	"github.com/sfsync/sfsync/pkg/sfsandbox"
+	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
+	"github.com/sfsync/sfsync/pkg/shopfixture"
+	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/testenv"
+	"github.com/sfsync/sfsync/pkg/ticketpoller"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestBrokerWipedMidRunLosesNothing runs a detector, a sender and a ticket
+// poller as separate processes would (each opened by service.Open, with
+// its own connection and keeper) against Debian's nats-server 2.9, and
+// wipes the broker's store while updates are in flight: sent and waiting
+// for their tickets, waiting for their shipment delay, just committed.
+// More orders change while the broker restarts and after. Every update
+// must reach Shopping Feed exactly once, and every task row must be gone.
+func TestBrokerWipedMidRunLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	db, _, fx := testenv.Shop(t)
+	shop, err := fx.EnableShoppingFeed(ctx, 1, sfsandboxtest.Token, fmt.Sprint(sfsandboxtest.StoreID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nats := testenv.NATSBinary(t)
+	sbCfg := sfsandboxtest.Config()
+	// Tickets stay pending for a while: checks are waiting in the stream
+	// when it is wiped.
+	sbCfg.ScheduledFor, sbCfg.RunningFor = time.Second, time.Second
+	sb := sfsandboxtest.New(t, sbCfg)
+
+	var logs testenv.SyncBuffer
+	log := testLog(&logs)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("workers' log:\n%s", logs.String())
+		}
+	})
+	cfg := service.Config{
+		DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1},
+		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second,
+	}
+	open := func(name string) *service.Deps {
+		t.Helper()
+		d, err := service.Open(ctx, name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		return d
+	}
+	sfClient := func(d *service.Deps) *shoppingfeed.Client {
+		t.Helper()
+		c, err := shoppingfeed.New(shoppingfeed.Config{BaseURL: sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0, MaxOrdersPerRequest: 200}, d.Log, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	run := func(name string, f func(context.Context) error) {
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := f(rctx); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+
+	dd := open("detector")
+	delay := time.Second
+	det, err := detector.New(ctx, detector.Config{PollInterval: 50 * time.Millisecond, BatchSize: 500, GapGrace: 2 * time.Second,
+		WriterCheck: true, ShippedDelay: &delay, StartFrom: "now", SweepInterval: 500 * time.Millisecond, SweepAfter: 3 * time.Second,
+		SettingsTTL: time.Second},
+		detector.Deps{Store: dd.Store, NC: dd.NC, Log: dd.Log, Instance: "detector", LeaseTTL: cfg.LeaseTTL, Keeper: dd.Keeper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("detector", det.Run)
+
+	sd := open("sender")
+	snd, err := sender.New(sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
+		TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
+		RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second},
+		sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(sd), Log: sd.Log, Instance: "sender", DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("sender", snd.Run)
+
+	pd := open("ticketpoller")
+	poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+		Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
+		SMTPTimeout: 5 * time.Second},
+		ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(pd), Log: pd.Log, Instance: "ticketpoller", DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("ticketpoller", poller.Run)
+
+	testenv.Eventually(t, 20*time.Second, "detector leads", det.Leading)
+
+	var mu sync.Mutex
+	want := map[int64]string{} // SF order id → the one operation it must receive
+	next := int64(900000)
+	change := func(op string) {
+		t.Helper()
+		mu.Lock()
+		next++
+		sfID := next
+		want[sfID] = op
+		mu.Unlock()
+		o, err := fx.CreateSFOrder(ctx, shop, sfID, "amazon")
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := map[string]uint32{"cancel": shopfixture.StateCanceled, "refund": shopfixture.StateRefunded, "ship": shopfixture.StateShipped}[op]
+		if op == "ship" {
+			if err := fx.SetTracking(ctx, o, fmt.Sprintf("TRK%d", sfID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := fx.ChangeState(ctx, o, state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := func() map[int64][]string {
+		out := map[int64][]string{}
+		for _, op := range sb.Sandbox.Operations() {
+			var e struct {
+				ID int64 `json:"id"`
+			}
+			_ = json.Unmarshal(op.Entry, &e)
+			out[e.ID] = append(out[e.ID], op.Operation)
+		}
+		return out
+	}
+
+	// Before the wipe: two updates sent (their tickets still pending),
+	// then a shipment waiting for its delay and a cancel just committed.
+	change("cancel")
+	change("refund")
+	testenv.Eventually(t, 20*time.Second, "first updates sent", func() bool { return len(sent()) == 2 })
+	change("ship")
+	change("cancel")
+
+	nats.Restart(true)
+	// While the broker is empty and the workers find out.
+	for _, op := range []string{"cancel", "ship", "refund"} {
+		change(op)
+	}
+	testenv.Eventually(t, 60*time.Second, "streams declared again", func() bool {
+		missing, err := broker.Missing(ctx, dd.JS)
+		return err == nil && len(missing) == 0
+	})
+	// After it is back.
+	for _, op := range []string{"cancel", "ship", "refund", "cancel"} {
+		change(op)
+	}
+
+	remaining := func() int {
+		var n int
+		if err := db.DB.QueryRow("SELECT COUNT(*) FROM ps_shoppingfeed_task_order").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	testenv.Eventually(t, 120*time.Second, "every update sent and every ticket resolved", func() bool {
+		got := sent()
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range want {
+			if len(got[id]) == 0 {
+				return false
+			}
+		}
+		return remaining() == 0
+	})
+	got := sent()
+	mu.Lock()
+	defer mu.Unlock()
+	for id, op := range want {
+		if len(got[id]) != 1 || got[id][0] != op {
+			t.Errorf("SF order %d: received %v, want [%s]", id, got[id], op)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("Shopping Feed received %d orders' updates, want %d: %v", len(got), len(want), got)
+	}
+	for _, op := range sb.Sandbox.Operations() {
+		if op.TicketState != sfsandbox.StateSucceed {
+			t.Errorf("ticket of %s %s: %s", op.Operation, op.Entry, op.TicketState)
+		}
+	}
+}
+
+func testLog(w *testenv.SyncBuffer) *slog.Logger {
+	if os.Getenv("SERVICE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
