@@ -25,7 +25,7 @@ test: ## Run every module's tests with -race against real MySQL and JetStream
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...); done
 
 .PHONY: bench
-bench: ## Run every benchmark and the RSS measurement: one summary table, kept in bench/results.md (BENCH_FLAGS=-skip-rss)
+bench: build ## Run every benchmark and the RSS measurement: one summary table, kept in bench/results.md (BENCH_FLAGS=-skip-rss)
 	@go run ./pkg/internal/benchreport/cmd/benchreport $(BENCH_FLAGS)
 
 SEED ?= 1

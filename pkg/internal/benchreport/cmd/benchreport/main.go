@@ -216,18 +216,20 @@ func cpuModel() string {
 // errNoChaos: the RSS measurement does not exist yet.
 var errNoChaos = errors.New("pkg/chaos/cmd/chaos does not exist yet")
 
-// measureRSS runs `go run ./chaos/cmd/chaos -mode rss` in pkg/, streaming its
-// output, and reads its "rss <service> <bytes>" lines.
+// measureRSS runs `go run ./chaos/cmd/chaos -mode rss -bin ../bin` in pkg/
+// (make bench builds bin/ first), streaming its output, and reads its
+// "rss <service> <bytes>" lines.
 func measureRSS(ctx context.Context, root string, timeout time.Duration, stream io.Writer) benchreport.RSS {
 	pkgDir := filepath.Join(root, "pkg")
 	if _, err := os.Stat(filepath.Join(pkgDir, "chaos", "cmd", "chaos")); err != nil {
 		return benchreport.RSS{Err: errNoChaos}
 	}
-	fmt.Fprintln(stream, "== go run ./chaos/cmd/chaos -mode rss (in pkg/)")
+	fmt.Fprintln(stream, "== go run ./chaos/cmd/chaos -mode rss -bin ../bin (in pkg/)")
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "go", "run", "./chaos/cmd/chaos", "-mode", "rss")
+	// The services as make build left them in bin/, as make chaos runs them.
+	cmd := exec.CommandContext(ctx, "go", "run", "./chaos/cmd/chaos", "-mode", "rss", "-bin", filepath.Join(root, "bin"))
 	cmd.Dir = pkgDir
 	cmd.Stdout = io.MultiWriter(stream, &stdout)
 	cmd.Stderr = io.MultiWriter(stream, &stderr)

@@ -50,12 +50,13 @@ func TestMeasureRSS(t *testing.T) {
 			name: "figures",
 			main: `package main
 
-import ("flag"; "fmt"; "os")
+import ("flag"; "fmt"; "os"; "path/filepath")
 
 func main() {
 	mode := flag.String("mode", "", "")
+	bin := flag.String("bin", "", "")
 	flag.Parse()
-	if *mode != "rss" { os.Exit(2) }
+	if *mode != "rss" || filepath.Base(*bin) != "bin" { os.Exit(2) }
 	fmt.Println("measuring…")
 	fmt.Println("rss detector 31457280")
 	fmt.Println("rss sender 41943040")
