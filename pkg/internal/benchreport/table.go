@@ -99,6 +99,16 @@ func (l lookup) metrics(pkg, name string, units ...string) ([]float64, string) {
 	return vals, ""
 }
 
+// targeted sets r's status from whether its target is met (the targets
+// are the ones the issues that built each part set).
+func targeted(r Row, met bool) Row {
+	r.Status = NotMet
+	if met {
+		r.Status = Met
+	}
+	return r
+}
+
 func notMeasured(what, why string) Row {
 	return Row{What: what, Figure: "—", Status: NotMeasured + ": " + why}
 }
@@ -126,10 +136,12 @@ func Rows(out *Output, rss RSS) []Row {
 	}
 
 	add("Detector catch-up (backlog from the beginning)", []string{"rows/s", "s_total"}, "detector", "BenchmarkCatchUp", func(v []float64) Row {
-		return Row{Figure: fmt.Sprintf("%s rows/s (whole backlog in %s s)", num(v[0], 0), num(v[1], 1))}
+		return targeted(Row{Figure: fmt.Sprintf("%s rows/s (whole backlog in %s s)", num(v[0], 0), num(v[1], 1)), Target: "≥ 50,000 rows/s"}, v[0] >= 50_000)
 	})
 	add("Detection latency p50 / p99, commit → JetStream", []string{"p50_ms", "p99_ms", "max_ms"}, "detector", "BenchmarkDetectionLatency", func(v []float64) Row {
-		return Row{Figure: fmt.Sprintf("%s ms / %s ms (max %s ms)", num(v[0], 0), num(v[1], 0), num(v[2], 0))}
+		// The benchmark polls every 200 ms: the target is p99 under
+		// POLL_INTERVAL + 100 ms.
+		return targeted(Row{Figure: fmt.Sprintf("%s ms / %s ms (max %s ms)", num(v[0], 0), num(v[1], 0), num(v[2], 0)), Target: "p99 < 300 ms"}, v[1] < 300)
 	})
 
 	// The drain's order count: reported by the benchmark, else from its
@@ -152,7 +164,7 @@ func Rows(out *Output, rss RSS) []Row {
 		if n, why := drainOrders(); why == "" {
 			f += fmt.Sprintf(" (%s orders)", num(n, 0))
 		}
-		return Row{Figure: f}
+		return targeted(Row{Figure: f, Target: "≥ 90 %"}, v[1] >= 90)
 	})
 	add("API calls per 1,000 updates", []string{"api_calls", "min_calls"}, "sender", "BenchmarkDrain", func(v []float64) Row {
 		n, why := drainOrders()
@@ -163,7 +175,8 @@ func Rows(out *Output, rss RSS) []Row {
 		if c, why := l.metrics("sender", "BenchmarkDrain", "calls_per_1000"); why == "" {
 			per = c[0]
 		}
-		return Row{Figure: fmt.Sprintf("%s (%s calls for %s orders; fewest possible %s)", num(per, 1), num(v[0], 0), num(n, 0), num(v[1]*1000/n, 1))}
+		return targeted(Row{Figure: fmt.Sprintf("%s (%s calls for %s orders; fewest possible %s)", num(per, 1), num(v[0], 0), num(n, 0), num(v[1]*1000/n, 1)),
+			Target: "≤ ⌈N/100⌉ + 1 %"}, v[0] <= v[1]*1.01)
 	})
 	add("Naive sender, one POST per order, same run", []string{"naive_orders/s"}, "sender", "BenchmarkDrain", func(v []float64) Row {
 		f := fmt.Sprintf("%s orders/s", num(v[0], 1))
@@ -176,7 +189,7 @@ func Rows(out *Output, rss RSS) []Row {
 		return Row{Figure: fmt.Sprintf("%s×", num(v[0], 1))}
 	})
 	add("Cancel latency p50 / p99, commit → POST", []string{"p50_ms", "p99_ms", "max_ms"}, "sender", "BenchmarkCancelLatency", func(v []float64) Row {
-		return Row{Figure: fmt.Sprintf("%s ms / %s ms (max %s ms)", num(v[0], 0), num(v[1], 0), num(v[2], 0))}
+		return targeted(Row{Figure: fmt.Sprintf("%s ms / %s ms (max %s ms)", num(v[0], 0), num(v[1], 0), num(v[2], 0)), Target: "p99 < 1 s"}, v[1] < 1000)
 	})
 	add("Cancel behind waiting shipments, commit → POST", []string{"cancel_ms", "waiting"}, "sender", "BenchmarkCancelBehindWaitingShipments", func(v []float64) Row {
 		r := Row{Figure: fmt.Sprintf("%s ms behind %s shipments", num(v[0], 0), num(v[1], 0)), Target: "< 1 s", Status: Met}
