@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 )
 
 // Keeper declares the streams, consumers and buckets again when the broker
@@ -70,7 +72,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 			// Every worker of every process may nudge at the same moment
 			// (they all saw the same restart): spread the checks a little,
 			// and let one round answer a burst of nudges.
-			if !sleepCtx(ctx, rand.N(200*time.Millisecond)) {
+			if !pause.For(ctx, rand.N(200*time.Millisecond)) {
 				return nil
 			}
 		}
@@ -97,7 +99,7 @@ func (k *Keeper) check(ctx context.Context, every time.Duration) {
 			k.log.Warn("broker lost its streams; declared again", "missing", strings.Join(missing, ","))
 			return
 		}
-		if !sleepCtx(cctx, wait) {
+		if !pause.For(cctx, wait) {
 			if ctx.Err() == nil {
 				k.log.Warn("broker lost its streams; declaring them again failed, retrying", "missing", strings.Join(missing, ","), "err", err)
 			}
@@ -159,15 +161,4 @@ func IsGone(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
 		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrBucketNotFound) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/localmysql"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 )
@@ -368,13 +369,13 @@ func (c *cluster) waitReady(ctx context.Context, d time.Duration) error {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%s not ready within %s; its log: %s", p.name, d, p.logPath)
 			}
-			if !sleepCtx(ctx, 100*time.Millisecond) {
+			if !pause.For(ctx, 100*time.Millisecond) {
 				return ctx.Err()
 			}
 		}
 	}
 	// Goroutine baselines, once the first reads and pulls are running.
-	sleepCtx(ctx, 2*time.Second)
+	pause.For(ctx, 2*time.Second)
 	for _, p := range c.workers {
 		if m, err := p.metrics(ctx, "go_goroutines"); err == nil {
 			p.mu.Lock()
@@ -420,7 +421,7 @@ func schedule(rng *rand.Rand, o *Options) []fault {
 // faults plays the schedule; each fault completes before the next.
 func (c *cluster) faults(ctx context.Context, rng *rand.Rand, began time.Time) {
 	for _, f := range schedule(rng, c.o) {
-		if !sleepCtx(ctx, time.Until(began.Add(f.at))) {
+		if !pause.For(ctx, time.Until(began.Add(f.at))) {
 			return
 		}
 		switch f.kind {
@@ -478,13 +479,13 @@ func (c *cluster) waitQuiescence(ctx context.Context, db *sql.DB, js jetstream.J
 			quietSince = now
 		case now.Sub(quietSince) >= 3*time.Second:
 			c.logf("settled %s after the load", quietSince.Sub(loadEnd).Round(time.Millisecond))
-			sleepCtx(ctx, 2*reportInterval)
+			pause.For(ctx, 2*reportInterval)
 			return quietSince, nil
 		}
 		if now.After(deadline) {
 			return now, fmt.Errorf("not settled within %s: %s", c.o.Quiesce, why)
 		}
-		if !sleepCtx(ctx, 500*time.Millisecond) {
+		if !pause.For(ctx, 500*time.Millisecond) {
 			return now, ctx.Err()
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 )
@@ -150,11 +151,11 @@ func (l *loader) run(ctx context.Context, began time.Time, orders []*order) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !sleepCtx(ctx, time.Until(began.Add(o.start))) {
+			if !pause.For(ctx, time.Until(began.Add(o.start))) {
 				return
 			}
 			for _, s := range o.steps {
-				if s.after > 0 && !sleepCtx(ctx, s.after) {
+				if s.after > 0 && !pause.For(ctx, s.after) {
 					return
 				}
 				if s.tracking {
@@ -181,7 +182,7 @@ func (l *loader) retry(ctx context.Context, f func() error) bool {
 		l.mu.Lock()
 		l.errs++
 		l.mu.Unlock()
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !pause.For(ctx, 200*time.Millisecond) {
 			return false
 		}
 	}
@@ -208,7 +209,7 @@ func (l *loader) changeState(ctx context.Context, orderID, state uint32) (change
 		l.mu.Lock()
 		l.errs++
 		l.mu.Unlock()
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !pause.For(ctx, 200*time.Millisecond) {
 			return c, false
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/localmysql"
 )
 
@@ -134,7 +135,7 @@ func (p *proc) supervise(ctx context.Context, restartDelay time.Duration) {
 			return
 		}
 		for p.start() != nil {
-			if !sleepCtx(ctx, time.Second) {
+			if !pause.For(ctx, time.Second) {
 				return
 			}
 		}
@@ -152,11 +153,11 @@ func (p *proc) measureBaseline(ctx context.Context) {
 	p.mu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
 	for !p.ready(ctx) {
-		if time.Now().After(deadline) || !sleepCtx(ctx, 200*time.Millisecond) {
+		if time.Now().After(deadline) || !pause.For(ctx, 200*time.Millisecond) {
 			return
 		}
 	}
-	if !sleepCtx(ctx, 2*time.Second) {
+	if !pause.For(ctx, 2*time.Second) {
 		return
 	}
 	m, err := p.metrics(ctx, "go_goroutines")
@@ -383,17 +384,6 @@ func waitTCP(addr string, d time.Duration) error {
 			return fmt.Errorf("%s not listening within %s: %w", addr, d, err)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/localmysql"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 )
@@ -117,13 +118,13 @@ func MeasureRSS(ctx context.Context, o Options, updates int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not all in flight after 5 min: %d tasks, %d sent", tasks, checks)
 		}
-		if !sleepCtx(ctx, 500*time.Millisecond) {
+		if !pause.For(ctx, 500*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
 	// Steady state: the poller re-checks its batches, the sender holds the
 	// waiting shipments on the broker.
-	sleepCtx(ctx, 10*time.Second)
+	pause.For(ctx, 10*time.Second)
 	peak := map[string]int64{}
 	for range 10 {
 		for _, p := range append([]*proc{c.sandbox}, c.workers...) {
@@ -133,7 +134,7 @@ func MeasureRSS(ctx context.Context, o Options, updates int) error {
 			}
 			peak[p.kind] = max(peak[p.kind], r)
 		}
-		if !sleepCtx(ctx, time.Second) {
+		if !pause.For(ctx, time.Second) {
 			return ctx.Err()
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 )
 
@@ -292,7 +293,7 @@ func (c *cluster) checkLeaks(ctx context.Context, nc *nats.Conn, rep *Report) {
 		return out
 	}
 	first := read()
-	sleepCtx(ctx, 5*time.Second)
+	pause.For(ctx, 5*time.Second)
 	second := read()
 	for _, p := range c.workers {
 		a, b := first[p], second[p]

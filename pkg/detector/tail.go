@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/targets"
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
@@ -116,7 +117,7 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 			}
 			wait := min(time.Duration(1<<min(failures, 6))*100*time.Millisecond, 5*time.Second)
 			d.log.Warn("detector poll failed, retrying from the checkpoint", "err", err, "position", saved.Position, "retry_in", wait)
-			if !sleep(ctx, wait) {
+			if !pause.For(ctx, wait) {
 				return nil
 			}
 			continue
@@ -136,7 +137,7 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 				continue
 			}
 		}
-		if !sleep(ctx, d.cfg.PollInterval) {
+		if !pause.For(ctx, d.cfg.PollInterval) {
 			return nil
 		}
 	}
@@ -172,17 +173,6 @@ func (d *Detector) commit(ctx context.Context, cps *checkpoints, saved Checkpoin
 	}
 	d.observe(ctx, b.cp, b.rows, b.full)
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func (d *Detector) checkpointMoved(ctx context.Context, cps *checkpoints) (bool, error) {

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 )
 
 // consumeLane consumes one lane's durable consumer into msgs until ctx
@@ -45,7 +46,7 @@ func (s *Sender) consumeLane(ctx context.Context, lane, consumer string, msgs ch
 			}))
 		if err != nil {
 			s.log.Warn("consume failed, retrying", "lane", lane, "consumer", consumer, "err", err)
-			if !sleep(ctx, restart) {
+			if !pause.For(ctx, restart) {
 				return
 			}
 			restart = min(2*restart, 5*time.Second)
@@ -68,7 +69,7 @@ func (s *Sender) consumeLane(ctx context.Context, lane, consumer string, msgs ch
 		if time.Since(began) > time.Minute {
 			restart = 200 * time.Millisecond
 		}
-		if !sleep(ctx, restart) {
+		if !pause.For(ctx, restart) {
 			return
 		}
 		restart = min(2*restart, 5*time.Second)
@@ -98,19 +99,8 @@ func (s *Sender) openConsumer(ctx context.Context, lane, consumer string) (jetst
 			s.log.Warn("open consumer, retrying", "lane", lane, "consumer", consumer, "err", err)
 			logged = true
 		}
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return nil, false
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

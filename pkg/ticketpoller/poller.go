@@ -45,6 +45,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
 )
@@ -174,7 +175,7 @@ func (p *Poller) consume(ctx context.Context, name string, h handler) error {
 			p.keeper.Nudge()
 		}
 		p.log.Warn("open consumer, retrying", "consumer", name, "err", err)
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return nil
 		}
 	}
@@ -229,7 +230,7 @@ func (p *Poller) work(ctx, hctx context.Context, cons jetstream.Consumer, name s
 			}
 			wait := min(100*time.Millisecond<<min(failures, 6), 5*time.Second)
 			p.log.Warn("fetch ticket checks, retrying", "consumer", name, "retry_in", wait, "err", err)
-			sleep(ctx, wait)
+			pause.For(ctx, wait)
 			continue
 		}
 		failures = 0
@@ -318,18 +319,6 @@ func (p *Poller) RefreshGauges(ctx context.Context) error {
 	}
 	p.m.setCounts(c.Pending, c.Unreported)
 	return nil
-}
-
-// sleep waits d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // loudOnce reports whether a loud log line under key is due: at most one a
