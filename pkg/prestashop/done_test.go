@@ -104,3 +104,40 @@ func TestFailureResolvedAfterANewerSuccessIsSuperseded(t *testing.T) {
 		t.Fatalf("%d process-log lines for the failure, want 1: it is still told", n)
 	}
 }
+
+// Two batches of one order resolving at once, in two transactions, do not
+// see each other; SupersedeFailures, run after each commit, settles it:
+// a failure older than the order's done mark goes, a newer one stays.
+func TestSupersedeFailuresAfterConcurrentResolutions(t *testing.T) {
+	ctx := context.Background()
+	_, store, fx := testenv.Shop(t)
+	sfShop, err := fx.EnableShoppingFeed(ctx, 1, "tok", "1001")
+	must(t, err)
+	o, err := fx.CreateSFOrder(ctx, sfShop, 11, "amazon")
+	must(t, err)
+	delivered := checkTask(t, store, o, "B2")
+	_, err = store.DB().Exec("UPDATE "+store.T("shoppingfeed_task_order")+" SET sfsync_history_last = 12 WHERE id_shoppingfeed_task_order = ?", delivered)
+	must(t, err)
+	_, err = store.ApplyTicketResults(ctx, prestashop.TicketResults{BatchID: "B2", LogName: "sfsync:ticket", Session: "test",
+		Outcomes: []prestashop.TicketOutcome{{TaskID: delivered, OrderID: o, Kind: prestashop.TicketDone, TicketID: "T2"}}})
+	must(t, err)
+	// Failures committed beside it: one older than the done change, one newer.
+	for _, last := range []int{10, 14} {
+		_, err = store.DB().Exec("INSERT INTO "+store.T("shoppingfeed_task_order")+" (action, id_order, batch_id, date_add, date_upd, sfsync_history_last, sfsync_failed_at, sfsync_error)"+
+			" VALUES (?, ?, 'B1', NOW(), NOW(), ?, NOW(), 'refused')", prestashop.ActionCheckTicketStatus, o, last)
+		must(t, err)
+	}
+	must(t, store.SupersedeFailures(ctx, []uint32{o}))
+	var lasts []int
+	rows, err := store.DB().Query("SELECT sfsync_history_last FROM "+store.T("shoppingfeed_task_order")+" WHERE id_order = ?", o)
+	must(t, err)
+	for rows.Next() {
+		var l int
+		must(t, rows.Scan(&l))
+		lasts = append(lasts, l)
+	}
+	rows.Close()
+	if len(lasts) != 1 || lasts[0] != 14 {
+		t.Fatalf("failed rows left with changes %v, want only the newer one (14)", lasts)
+	}
+}

@@ -154,6 +154,10 @@ func (s *Store) DropTask(ctx context.Context, taskID uint64, owner string, last 
 	}
 	defer tx.Rollback()
 	const where = "id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?"
+	var order uint32
+	if err := tx.QueryRowContext(ctx, "SELECT id_order FROM "+s.T("shoppingfeed_task_order")+" WHERE id_shoppingfeed_task_order = ?", taskID).Scan(&order); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("drop task %d: %w", taskID, err)
+	}
 	if err := s.markDone(ctx, tx, where, taskID, owner, last); err != nil {
 		return false, fmt.Errorf("drop task %d: %w", taskID, err)
 	}
@@ -165,6 +169,13 @@ func (s *Store) DropTask(ctx context.Context, taskID uint64, owner string, last 
 		return false, fmt.Errorf("drop task %d: commit: %w", taskID, err)
 	}
 	n, _ := res.RowsAffected()
+	if n > 0 {
+		// An older failure of the order that resolved meanwhile is
+		// superseded now.
+		if err := s.SupersedeFailures(ctx, []uint32{order}); err != nil {
+			return true, fmt.Errorf("drop task %d: %w", taskID, err)
+		}
+	}
 	if n == 0 {
 		return false, s.ReleaseTask(ctx, taskID, owner, "")
 	}

@@ -127,7 +127,17 @@ func (s *Store) ApplyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 	}
 	for attempt := 1; ; attempt++ {
 		applied, err := s.applyTicketResults(ctx, r)
-		if err == nil || attempt == 5 || !lockConflict(err) {
+		if err == nil {
+			// Two batches of one order resolved at the same moment in two
+			// transactions do not see each other: a failure committed
+			// beside its order's newer success would stay. After its own
+			// commit, each sees the other's.
+			if err := s.SupersedeFailures(ctx, outcomeOrders(r.Outcomes)); err != nil {
+				return applied, fmt.Errorf("record batch %s check: %w", r.BatchID, err)
+			}
+			return applied, nil
+		}
+		if attempt == 5 || !lockConflict(err) {
 			return applied, err
 		}
 		t := time.NewTimer(time.Duration(attempt*(5+rand.IntN(20))) * time.Millisecond)
@@ -310,6 +320,30 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 		return nil, fmt.Errorf("record batch %s check: commit: %w", r.BatchID, err)
 	}
 	return applied, nil
+}
+
+// SupersedeFailures deletes the failed tasks of orders whose pipeline has
+// finished a newer change since (their sfsync_task_done mark is above the
+// failure's change): the merchant has nothing left to fix there. The
+// failure's process-log line stays.
+func (s *Store) SupersedeFailures(ctx context.Context, orders []uint32) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(orders)+1)
+	args = append(args, ActionSyncStatus)
+	for _, o := range orders {
+		args = append(args, o)
+	}
+	_, err := s.db.ExecContext(ctx, "DELETE t FROM "+s.T("shoppingfeed_task_order")+" t JOIN "+s.T("sfsync_task_done")+" d"+
+		" ON d.id_order = t.id_order AND d.action = ?"+
+		" WHERE t.id_order IN ("+sqlMarks(len(orders))+") AND t.sfsync_failed_at IS NOT NULL"+
+		" AND t.action IN ('"+ActionSyncStatus+"', '"+ActionCheckTicketStatus+"')"+
+		" AND COALESCE(t.sfsync_history_last, 0) > 0 AND d.id_order_history > t.sfsync_history_last", args...)
+	if err != nil {
+		return fmt.Errorf("delete superseded failures: %w", err)
+	}
+	return nil
 }
 
 func outcomeOrders(os []TicketOutcome) []uint32 {
