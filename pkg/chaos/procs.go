@@ -363,13 +363,43 @@ func httpGet(ctx context.Context, url string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
+// picked are the ports handed out: a port stays its process's across
+// restarts, so no two processes may be given the same one.
+var picked = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort picks a free listening port below the kernel's ephemeral range:
+// a port from that range, free when picked, may be taken by some outgoing
+// connection's source port while its process is down, and a worker
+// restarted after a kill could then not listen again.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	base := max(lo-12000, 1024)
+	picked.Lock()
+	defer picked.Unlock()
+	for range 200 {
+		port := base + rand.IntN(lo-base)
+		if picked.ports[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		picked.ports[port] = true
+		return port, nil
+	}
+	return 0, errors.New("no free port below the ephemeral range")
 }
 
 func waitTCP(addr string, d time.Duration) error {
