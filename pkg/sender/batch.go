@@ -20,14 +20,14 @@ import (
 )
 
 type group struct {
-	items []*item
-	first time.Time
+	items       []*item
+	first, last time.Time // when the first and the latest item came
 }
 
 // batcher gathers prepared items per token, store and operation. A group
-// is sent as soon as it is full; otherwise, in realtime mode, once its
-// oldest item has lingered BATCH_LINGER, and in batch mode every
-// BATCH_INTERVAL.
+// is sent as soon as it is full; otherwise, in realtime mode, once no item
+// joined it for BATCH_LINGER (at most three lingers after its first), and
+// in batch mode every BATCH_INTERVAL.
 func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 	groups := map[groupKey]*group{}
 	tickEvery := s.cfg.Linger / 4
@@ -79,7 +79,7 @@ func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 				g = &group{first: time.Now()}
 				groups[k] = g
 			}
-			g.items = append(g.items, it)
+			g.items, g.last = append(g.items, it), time.Now()
 			if len(g.items) >= max(it.size, 1) {
 				flush(k, g)
 			}
@@ -93,8 +93,12 @@ func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 				}
 				continue
 			}
+			// A group goes once it stopped growing for a linger, or at the
+			// latest three lingers after its first item: while orders keep
+			// coming, waiting fills the POST (each one spends a rate-limit
+			// slot) at a bounded cost in latency.
 			for k, g := range groups {
-				if time.Since(g.first) >= s.cfg.Linger {
+				if time.Since(g.last) >= s.cfg.Linger || time.Since(g.first) >= 3*s.cfg.Linger {
 					flush(k, g)
 				}
 			}
