@@ -24,7 +24,8 @@ const (
 // Config is the sender's configuration.
 type Config struct {
 	Mode string `env:"SYNC_MODE, default=realtime"`
-	// Linger is how long realtime mode gathers what is due before sending.
+	// Linger is how long realtime mode waits for more of what is due: a
+	// group goes once none joined it for Linger (at most 3×Linger).
 	Linger time.Duration `env:"BATCH_LINGER, default=100ms"`
 	// Interval is how often batch mode sends (or when a batch is full).
 	Interval time.Duration `env:"BATCH_INTERVAL, default=1m"`
