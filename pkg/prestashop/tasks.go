@@ -76,7 +76,7 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, action string, orde
 			missing = append(missing, o)
 		}
 	}
-	handled, err := s.handledUpTo(ctx, tx, action, missing, true)
+	handled, err := s.handledUpTo(ctx, tx, action, missing)
 	if err != nil {
 		return err
 	}
@@ -254,9 +254,8 @@ func (s *Store) markDone(ctx context.Context, q execer, where string, args ...an
 
 // handledUpTo returns, for orders with no pending task of action, the
 // highest history id their pipeline already covers: a finished task's
-// mark, or, with sent, a SYNC_STATUS task that was sent and waits on its
-// ticket.
-func (s *Store) handledUpTo(ctx context.Context, tx *sql.Tx, action string, orders []uint32, sent bool) (map[uint32]uint64, error) {
+// mark, or a SYNC_STATUS task that was sent and waits on its ticket.
+func (s *Store) handledUpTo(ctx context.Context, tx *sql.Tx, action string, orders []uint32) (map[uint32]uint64, error) {
 	out := map[uint32]uint64{}
 	if len(orders) == 0 {
 		return out, nil
@@ -268,7 +267,7 @@ func (s *Store) handledUpTo(ctx context.Context, tx *sql.Tx, action string, orde
 		args = append(args, o)
 	}
 	q := "SELECT id_order, id_order_history FROM " + s.T("sfsync_task_done") + " WHERE action = ? AND id_order IN (" + marks + ")"
-	if sent && action == ActionSyncStatus {
+	if action == ActionSyncStatus {
 		q += " UNION ALL SELECT id_order, COALESCE(sfsync_history_last, 0) FROM " + s.T("shoppingfeed_task_order") +
 			" WHERE action = ? AND id_order IN (" + marks + ")"
 		args = append(args, ActionCheckTicketStatus)

@@ -128,10 +128,11 @@ func (s *Store) ApplyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 	for attempt := 1; ; attempt++ {
 		applied, err := s.applyTicketResults(ctx, r)
 		if err == nil {
-			// Two batches of one order resolved at the same moment in two
-			// transactions do not see each other: a failure committed
-			// beside its order's newer success would stay. After its own
-			// commit, each sees the other's.
+			// A failure whose order already had a newer update applied is
+			// superseded. Checked after the commit: two batches of one
+			// order resolved at the same moment in two transactions do not
+			// see each other, but after its own commit each sees the
+			// other's.
 			if err := s.SupersedeFailures(ctx, outcomeOrders(r.Outcomes)); err != nil {
 				return applied, fmt.Errorf("record batch %s check: %w", r.BatchID, err)
 			}
@@ -213,24 +214,6 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 	}
 	if len(applied) == 0 {
 		return nil, tx.Commit()
-	}
-	// A failure whose order already had a newer update applied (its ticket
-	// succeeded first, or it was found needless) is superseded, as deleteSuperseded does when the
-	// newer one resolves second: the row goes, its log line stays.
-	if len(failed) > 0 {
-		handled, err := s.handledUpTo(ctx, tx, ActionSyncStatus, outcomeOrders(failed), false)
-		if err != nil {
-			return nil, fmt.Errorf("record batch %s check: %w", r.BatchID, err)
-		}
-		kept := failed[:0]
-		for _, o := range failed {
-			if last := live[o.TaskID]; last > 0 && handled[o.OrderID] > last {
-				done = append(done, o)
-				continue
-			}
-			kept = append(kept, o)
-		}
-		failed = kept
 	}
 
 	// The ticket numbers of failed tasks, for the report and the back
