@@ -7,8 +7,20 @@ import (
 	"time"
 
 	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/testenv"
 )
+
+// sfOrder is a shop with Shopping Feed enabled and one of its orders.
+func sfOrder(t *testing.T) (*prestashop.Store, shopfixture.SFShop, uint32) {
+	t.Helper()
+	_, store, fx := testenv.Shop(t)
+	sfShop, err := fx.EnableShoppingFeed(context.Background(), 1, "tok", "1001")
+	must(t, err)
+	o, err := fx.CreateSFOrder(context.Background(), sfShop, 11, "amazon")
+	must(t, err)
+	return store, sfShop, o
+}
 
 // A change read again after its update went out — a detector resuming
 // behind its last batch, or from a broker that lost its store — must not
@@ -16,11 +28,8 @@ import (
 // still must.
 func TestChangeReadAgainAfterItsUpdateWentOutMakesNoTask(t *testing.T) {
 	ctx := context.Background()
-	_, store, fx := testenv.Shop(t)
-	sfShop, err := fx.EnableShoppingFeed(ctx, 1, "tok", "1001")
-	must(t, err)
-	o, err := fx.CreateSFOrder(ctx, sfShop, 11, "amazon")
-	must(t, err)
+	store, sfShop, o := sfOrder(t)
+	var err error
 	upsert := func(history uint64) map[uint32]uint64 {
 		t.Helper()
 		ids, err := store.UpsertSyncTasks(ctx, []prestashop.TaskChange{{OrderID: o, HistoryID: history, UpdateAt: time.Now().Add(-time.Second)}})
@@ -80,11 +89,8 @@ func TestChangeReadAgainAfterItsUpdateWentOutMakesNoTask(t *testing.T) {
 // superseded: the merchant has nothing left to fix.
 func TestFailureResolvedAfterANewerSuccessIsSuperseded(t *testing.T) {
 	ctx := context.Background()
-	_, store, fx := testenv.Shop(t)
-	sfShop, err := fx.EnableShoppingFeed(ctx, 1, "tok", "1001")
-	must(t, err)
-	o, err := fx.CreateSFOrder(ctx, sfShop, 11, "amazon")
-	must(t, err)
+	store, _, o := sfOrder(t)
+	var err error
 	older, newer := checkTask(t, store, o, "B1"), checkTask(t, store, o, "B2")
 	_, err = store.DB().Exec("UPDATE "+store.T("shoppingfeed_task_order")+" SET sfsync_history_last = CASE id_shoppingfeed_task_order WHEN ? THEN 10 ELSE 12 END WHERE id_order = ?", older, o)
 	must(t, err)
@@ -110,11 +116,8 @@ func TestFailureResolvedAfterANewerSuccessIsSuperseded(t *testing.T) {
 // a failure older than the order's done mark goes, a newer one stays.
 func TestSupersedeFailuresAfterConcurrentResolutions(t *testing.T) {
 	ctx := context.Background()
-	_, store, fx := testenv.Shop(t)
-	sfShop, err := fx.EnableShoppingFeed(ctx, 1, "tok", "1001")
-	must(t, err)
-	o, err := fx.CreateSFOrder(ctx, sfShop, 11, "amazon")
-	must(t, err)
+	store, _, o := sfOrder(t)
+	var err error
 	delivered := checkTask(t, store, o, "B2")
 	_, err = store.DB().Exec("UPDATE "+store.T("shoppingfeed_task_order")+" SET sfsync_history_last = 12 WHERE id_shoppingfeed_task_order = ?", delivered)
 	must(t, err)
