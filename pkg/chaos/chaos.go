@@ -141,8 +141,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	c := &cluster{o: &o, dir: dir, windowOrders: map[uint32]int{}, openPosts: map[*proc]map[int]map[uint64][]uint32{},
-		reported: map[uint32]int{}, restarts: map[string]int{}}
+	c := newCluster(&o, dir, nil)
 	rep, err := c.run(ctx)
 	c.shutdown()
 	if err == nil && rep.Passed && o.WorkDir == "" {
@@ -151,6 +150,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.LogDir = dir
 	}
 	return rep, err
+}
+
+// newCluster returns a cluster with nothing started; extraEnv overrides
+// variables per kind of process.
+func newCluster(o *Options, dir string, extraEnv map[string][]string) *cluster {
+	return &cluster{o: o, dir: dir, windowOrders: map[uint32]int{}, openPosts: map[*proc]map[int]map[uint64][]uint32{},
+		reported: map[uint32]int{}, restarts: map[string]int{}, extraEnv: extraEnv}
 }
 
 func (c *cluster) logf(format string, args ...any) {
@@ -375,14 +381,12 @@ func (c *cluster) waitReady(ctx context.Context, d time.Duration) error {
 		}
 	}
 	// Goroutine baselines, once the first reads and pulls are running.
-	pause.For(ctx, 2*time.Second)
+	var wg sync.WaitGroup
 	for _, p := range c.workers {
-		if m, err := p.metrics(ctx, "go_goroutines"); err == nil {
-			p.mu.Lock()
-			p.baseline = int(m["go_goroutines"])
-			p.mu.Unlock()
-		}
+		wg.Add(1)
+		go func() { defer wg.Done(); p.measureBaseline(ctx) }()
 	}
+	wg.Wait()
 	return nil
 }
 

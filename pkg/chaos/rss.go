@@ -34,14 +34,13 @@ func MeasureRSS(ctx context.Context, o Options, updates int) error {
 	}
 	defer os.RemoveAll(dir)
 	o.Detectors, o.Senders, o.Pollers = 1, 1, 1
-	c := &cluster{o: &o, dir: dir, windowOrders: map[uint32]int{}, openPosts: map[*proc]map[int]map[uint64][]uint32{},
-		reported: map[uint32]int{}, restarts: map[string]int{}, extraEnv: map[string][]string{
-			"sfsandbox": {"SANDBOX_ERROR_RATE=0", "SANDBOX_THROTTLE_RATE=0", "SANDBOX_TICKET_FAILURE_RATE=0",
-				"SANDBOX_RATE_LIMIT=none", "SANDBOX_STUCK_RATE=1", "SANDBOX_STUCK_FOR=1h"},
-			"detector":     {"SHIPPED_DELAY=1h", "SWEEP_AFTER=1h"},
-			"sender":       {"LOG_LEVEL=info", "SF_RATE_LIMIT=100/1s", "BATCH_LINGER=100ms"},
-			"ticketpoller": {"TICKET_BACKOFF_MIN=2s", "TICKET_BACKOFF_MAX=10s"},
-		}}
+	c := newCluster(&o, dir, map[string][]string{
+		"sfsandbox": {"SANDBOX_ERROR_RATE=0", "SANDBOX_THROTTLE_RATE=0", "SANDBOX_TICKET_FAILURE_RATE=0",
+			"SANDBOX_RATE_LIMIT=none", "SANDBOX_STUCK_RATE=1", "SANDBOX_STUCK_FOR=1h"},
+		"detector":     {"SHIPPED_DELAY=1h", "SWEEP_AFTER=1h"},
+		"sender":       {"LOG_LEVEL=info", "SF_RATE_LIMIT=100/1s", "BATCH_LINGER=100ms"},
+		"ticketpoller": {"TICKET_BACKOFF_MIN=2s", "TICKET_BACKOFF_MAX=10s"},
+	})
 	defer c.shutdown()
 	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 	if c.mysql, err = localmysql.Start(); err != nil {

@@ -140,8 +140,8 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 			if op == "" {
 				continue
 			}
-			if i+1 < len(o.changes) && o.changes[i+1].after.Before(ch.before.Add(c.delayOf(op))) {
-				continue // left before due: must not be sent
+			if c.leftBeforeDue(o, i) {
+				continue // must not be sent
 			}
 			legit[op]++
 		}
@@ -251,6 +251,13 @@ func (c *cluster) delayOf(op string) time.Duration {
 	return 0
 }
 
+// leftBeforeDue reports whether the order left its i-th change's state
+// before that change's update was due (by the commits' time bounds).
+func (c *cluster) leftBeforeDue(o *order, i int) bool {
+	ch := o.changes[i]
+	return i+1 < len(o.changes) && o.changes[i+1].after.Before(ch.before.Add(c.delayOf(opOf(ch.state))))
+}
+
 // heldUntilDue reports whether op was sent for a state the order entered
 // before the send and still held when the update became due.
 func (c *cluster) heldUntilDue(o *order, op sandboxOp) bool {
@@ -258,7 +265,7 @@ func (c *cluster) heldUntilDue(o *order, op sandboxOp) bool {
 		if opOf(ch.state) != op.Operation || ch.before.After(op.Time) {
 			continue
 		}
-		if i+1 < len(o.changes) && o.changes[i+1].after.Before(ch.before.Add(c.delayOf(op.Operation))) {
+		if c.leftBeforeDue(o, i) {
 			continue
 		}
 		return true
