@@ -221,55 +221,78 @@ func (s Settings) withDefaults() Settings {
 // consumer: each waiting update holds one slot for its whole delay.
 const WaitingMaxAckPending = 1_000_000
 
-// Declare creates or updates every stream, consumer and bucket.
-func Declare(ctx context.Context, js jetstream.JetStream, s Settings) error {
+// declarations are every stream, consumer and bucket sfsync uses, as
+// Declare creates them with s; Missing checks the same list.
+type declarations struct {
+	streams   []jetstream.StreamConfig
+	consumers []consumerDecl
+	buckets   []jetstream.KeyValueConfig
+}
+
+// consumerDecl is a durable consumer on its stream.
+type consumerDecl struct {
+	stream string
+	cfg    jetstream.ConsumerConfig
+}
+
+func declared(s Settings) declarations {
 	s = s.withDefaults()
-	streams := []jetstream.StreamConfig{
-		{
-			Name:        OrdersStream,
-			Description: "sfsync: order state changes and waiting updates",
-			Subjects:    []string{orderStatusPrefix + ".>", orderWaitPrefix + ".>"},
-			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      s.Retention,
-			Duplicates:  s.Duplicates,
-			Storage:     jetstream.FileStorage,
-			Replicas:    s.Replicas,
+	d := declarations{
+		streams: []jetstream.StreamConfig{
+			{
+				Name:        OrdersStream,
+				Description: "sfsync: order state changes and waiting updates",
+				Subjects:    []string{orderStatusPrefix + ".>", orderWaitPrefix + ".>"},
+				Retention:   jetstream.LimitsPolicy,
+				MaxAge:      s.Retention,
+				Duplicates:  s.Duplicates,
+				Storage:     jetstream.FileStorage,
+				Replicas:    s.Replicas,
+			},
+			{
+				Name:        TicketsStream,
+				Description: "sfsync: Shopping Feed batches whose tickets are followed",
+				Subjects:    []string{ticketCheckPrefix + ".>", ticketWaitPrefix + ".>"},
+				Retention:   jetstream.LimitsPolicy,
+				MaxAge:      s.Retention,
+				Duplicates:  s.Duplicates,
+				Storage:     jetstream.FileStorage,
+				Replicas:    s.Replicas,
+			},
 		},
-		{
-			Name:        TicketsStream,
-			Description: "sfsync: Shopping Feed batches whose tickets are followed",
-			Subjects:    []string{ticketCheckPrefix + ".>", ticketWaitPrefix + ".>"},
-			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      s.Retention,
-			Duplicates:  s.Duplicates,
-			Storage:     jetstream.FileStorage,
-			Replicas:    s.Replicas,
+		buckets: []jetstream.KeyValueConfig{
+			{Bucket: LeaseBucket, Description: "sfsync: leader leases", TTL: s.LeaseTTL, History: 1, Replicas: s.Replicas, Storage: jetstream.FileStorage},
+			{Bucket: CheckpointBucket, Description: "sfsync: detector positions", History: 5, Replicas: s.Replicas, Storage: jetstream.FileStorage},
 		},
 	}
-	for _, sc := range streams {
+	for _, c := range []struct {
+		stream, name, filter string
+		maxAckPending        int
+	}{
+		{OrdersStream, SenderConsumer, orderStatusPrefix + ".>", 1000},
+		{OrdersStream, SenderWaitConsumer, orderWaitPrefix + ".>", WaitingMaxAckPending},
+		{TicketsStream, TicketConsumer, ticketCheckPrefix + ".>", 1000},
+		{TicketsStream, TicketWaitConsumer, ticketWaitPrefix + ".>", WaitingMaxAckPending},
+	} {
+		d.consumers = append(d.consumers, consumerDecl{c.stream, consumer(c.name, c.filter, c.maxAckPending, s.Replicas)})
+	}
+	return d
+}
+
+// Declare creates or updates every stream, consumer and bucket.
+func Declare(ctx context.Context, js jetstream.JetStream, s Settings) error {
+	d := declared(s)
+	for _, sc := range d.streams {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("declare stream %s: %w", sc.Name, err)
 		}
 	}
-	consumers := []struct {
-		stream string
-		cfg    jetstream.ConsumerConfig
-	}{
-		{OrdersStream, consumer(SenderConsumer, orderStatusPrefix+".>", 1000, s.Replicas)},
-		{OrdersStream, consumer(SenderWaitConsumer, orderWaitPrefix+".>", WaitingMaxAckPending, s.Replicas)},
-		{TicketsStream, consumer(TicketConsumer, ticketCheckPrefix+".>", 1000, s.Replicas)},
-		{TicketsStream, consumer(TicketWaitConsumer, ticketWaitPrefix+".>", WaitingMaxAckPending, s.Replicas)},
-	}
-	for _, c := range consumers {
+	for _, c := range d.consumers {
 		if _, err := js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg); err != nil {
 			return fmt.Errorf("declare consumer %s on %s: %w", c.cfg.Durable, c.stream, err)
 		}
 	}
-	buckets := []jetstream.KeyValueConfig{
-		{Bucket: LeaseBucket, Description: "sfsync: leader leases", TTL: s.LeaseTTL, History: 1, Replicas: s.Replicas, Storage: jetstream.FileStorage},
-		{Bucket: CheckpointBucket, Description: "sfsync: detector positions", History: 5, Replicas: s.Replicas, Storage: jetstream.FileStorage},
-	}
-	for _, b := range buckets {
+	for _, b := range d.buckets {
 		if _, err := createOrUpdateKV(ctx, js, b); err != nil {
 			return fmt.Errorf("declare bucket %s: %w", b.Bucket, err)
 		}

@@ -38,11 +38,6 @@ func NewKeeper(js jetstream.JetStream, s Settings, log *slog.Logger) *Keeper {
 	return &Keeper{js: js, s: s, log: log, Interval: 5 * time.Second, nudge: make(chan struct{}, 1)}
 }
 
-// Keep runs a keeper until ctx ends.
-func Keep(ctx context.Context, js jetstream.JetStream, s Settings, log *slog.Logger) error {
-	return NewKeeper(js, s, log).Run(ctx)
-}
-
 // Nudge asks for a check as soon as possible. It never blocks, and a nil
 // keeper ignores it (a worker built without one).
 func (k *Keeper) Nudge() {
@@ -112,44 +107,44 @@ func (k *Keeper) check(ctx context.Context, every time.Duration) {
 // the broker does not have. An error means the broker could not tell (not
 // connected, JetStream not ready yet).
 func Missing(ctx context.Context, js jetstream.JetStream) ([]string, error) {
+	d := declared(Settings{})
 	var missing []string
-	for _, st := range []struct {
-		name      string
-		consumers []string
-	}{
-		{OrdersStream, []string{SenderConsumer, SenderWaitConsumer}},
-		{TicketsStream, []string{TicketConsumer, TicketWaitConsumer}},
-	} {
-		s, err := js.Stream(ctx, st.name)
+	for _, st := range d.streams {
+		s, err := js.Stream(ctx, st.Name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			missing = append(missing, st.name)
-			for _, c := range st.consumers {
-				missing = append(missing, st.name+"/"+c)
+			missing = append(missing, st.Name)
+			for _, c := range d.consumers {
+				if c.stream == st.Name {
+					missing = append(missing, st.Name+"/"+c.cfg.Durable)
+				}
 			}
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("stream %s: %w", st.name, err)
+			return nil, fmt.Errorf("stream %s: %w", st.Name, err)
 		}
-		for _, c := range st.consumers {
-			_, err := s.Consumer(ctx, c)
+		for _, c := range d.consumers {
+			if c.stream != st.Name {
+				continue
+			}
+			_, err := s.Consumer(ctx, c.cfg.Durable)
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
-				missing = append(missing, st.name+"/"+c)
+				missing = append(missing, st.Name+"/"+c.cfg.Durable)
 				continue
 			}
 			if err != nil {
-				return nil, fmt.Errorf("consumer %s on %s: %w", c, st.name, err)
+				return nil, fmt.Errorf("consumer %s on %s: %w", c.cfg.Durable, st.Name, err)
 			}
 		}
 	}
-	for _, b := range []string{LeaseBucket, CheckpointBucket} {
-		_, err := js.KeyValue(ctx, b)
+	for _, b := range d.buckets {
+		_, err := js.KeyValue(ctx, b.Bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			missing = append(missing, b)
+			missing = append(missing, b.Bucket)
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("bucket %s: %w", b, err)
+			return nil, fmt.Errorf("bucket %s: %w", b.Bucket, err)
 		}
 	}
 	return missing, nil
