@@ -74,7 +74,7 @@ func TestChangeReadAgainAfterItsUpdateWentOutMakesNoTask(t *testing.T) {
 	if _, ok, err := store.ClaimTask(ctx, newer, "me", time.Minute); err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	dropped, err := store.DropTask(ctx, newer, "me", 11)
+	dropped, err := store.DropTask(ctx, prestashop.SyncTask{ID: newer, OrderID: o, Last: 11}, "me")
 	must(t, err)
 	if !dropped {
 		t.Fatal("DropTask kept the task")

@@ -145,19 +145,16 @@ func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, operation, r
 }
 
 // DropTask deletes a claimed task whose order's current state needs no
-// update, unless a newer change reached it since it was claimed (last).
+// update, unless a newer change reached it since it was claimed (t.Last).
 // It reports whether the task was deleted.
-func (s *Store) DropTask(ctx context.Context, taskID uint64, owner string, last uint64) (bool, error) {
+func (s *Store) DropTask(ctx context.Context, t SyncTask, owner string) (bool, error) {
+	taskID, last := t.ID, t.Last
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("drop task %d: %w", taskID, err)
 	}
 	defer tx.Rollback()
 	const where = "id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?"
-	var order uint32
-	if err := tx.QueryRowContext(ctx, "SELECT id_order FROM "+s.T("shoppingfeed_task_order")+" WHERE id_shoppingfeed_task_order = ?", taskID).Scan(&order); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("drop task %d: %w", taskID, err)
-	}
 	if err := s.markDone(ctx, tx, where, taskID, owner, last); err != nil {
 		return false, fmt.Errorf("drop task %d: %w", taskID, err)
 	}
@@ -172,7 +169,7 @@ func (s *Store) DropTask(ctx context.Context, taskID uint64, owner string, last 
 	if n > 0 {
 		// An older failure of the order that resolved meanwhile is
 		// superseded now.
-		if err := s.SupersedeFailures(ctx, []uint32{order}); err != nil {
+		if err := s.SupersedeFailures(ctx, []uint32{t.OrderID}); err != nil {
 			return true, fmt.Errorf("drop task %d: %w", taskID, err)
 		}
 	}

@@ -185,7 +185,7 @@ func (s *Sender) shippedSince(ctx context.Context, it *item, o prestashop.Order,
 
 // drop removes a task whose order's current state needs no update.
 func (s *Sender) drop(ctx context.Context, it *item, why string) {
-	deleted, err := s.store.DropTask(ctx, it.task.ID, s.instance, it.task.Last)
+	deleted, err := s.store.DropTask(ctx, it.task, s.instance)
 	if err != nil {
 		s.release(it)
 		s.retryMsg(it.msg, "database", err)

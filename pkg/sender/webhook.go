@@ -185,7 +185,7 @@ func (s *Sender) postWebhook(ctx context.Context, it *item, status string, body 
 		err := s.store.MarkWebhookDelivered(ctx, it.task.OrderID, it.hookChange, status)
 		deleted := false
 		if err == nil {
-			deleted, err = s.store.DropTask(ctx, it.task.ID, s.instance, it.task.Last)
+			deleted, err = s.store.DropTask(ctx, it.task, s.instance)
 		}
 		if err != nil {
 			// Delivered, but not recorded: the claim lapses and it may be
