@@ -12,13 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/events"
 )
 
 // Config is the NATS part of a service's configuration.
@@ -118,21 +118,11 @@ func tlsConfig(c Config) (*tls.Config, error) {
 	return tc, nil
 }
 
-// Streams, subjects, consumers and buckets. Subjects end in tokens a person
-// can filter on with the nats CLI, e.g. `nats stream view SFSYNC_ORDERS
-// --subject 'sfsync.order.status.1.>'` for shop 1.
+// Streams, consumers and buckets; the subjects and headers of the
+// messages are the event contract's (pkg/events).
 const (
 	OrdersStream  = "SFSYNC_ORDERS"
 	TicketsStream = "SFSYNC_TICKETS"
-
-	// sfsync.order.status.<shop>.<order>: a change to look at now.
-	orderStatusPrefix = "sfsync.order.status"
-	// sfsync.order.wait.<shop>.<order>: an update waiting for its due time.
-	orderWaitPrefix = "sfsync.order.wait"
-	// sfsync.ticket.check.<store>: a batch to check now.
-	ticketCheckPrefix = "sfsync.ticket.check"
-	// sfsync.ticket.wait.<store>: a batch to check again later.
-	ticketWaitPrefix = "sfsync.ticket.wait"
 
 	// SenderConsumer takes due changes; SenderWaitConsumer holds the updates
 	// that wait (shipments), on a consumer of their own so that their delayed
@@ -147,47 +137,7 @@ const (
 	LeaseBucket = "sfsync_leases"
 	// CheckpointBucket holds the detector's positions, moved by compare-and-set.
 	CheckpointBucket = "sfsync_checkpoints"
-
-	// Headers every message carries, for people reading the stream.
-	HeaderShop      = "Sfsync-Shop"
-	HeaderOrder     = "Sfsync-Order"
-	HeaderOperation = "Sfsync-Operation"
-	HeaderState     = "Sfsync-State"
-	HeaderStore     = "Sfsync-Store"
-	HeaderBatch     = "Sfsync-Batch"
 )
-
-// OrderStatusSubject is where the detector publishes a change of an order.
-func OrderStatusSubject(shopID, orderID uint32) string {
-	return orderStatusPrefix + "." + u(shopID) + "." + u(orderID)
-}
-
-// OrderWaitSubject is where an update waits for its due time.
-func OrderWaitSubject(shopID, orderID uint32) string {
-	return orderWaitPrefix + "." + u(shopID) + "." + u(orderID)
-}
-
-// TicketCheckSubject is where the sender hands a new batch to the poller.
-func TicketCheckSubject(storeID string) string { return ticketCheckPrefix + "." + token(storeID) }
-
-// TicketWaitSubject is where a batch waits for its next check.
-func TicketWaitSubject(storeID string) string { return ticketWaitPrefix + "." + token(storeID) }
-
-func u(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
-
-// token keeps a subject token free of the characters NATS gives meaning to.
-func token(s string) string {
-	if s == "" {
-		return "_"
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if c == '.' || c == '*' || c == '>' || c == ' ' || c < 0x21 || c > 0x7e {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
 
 // Settings tune the declarations; zero values take the defaults.
 type Settings struct {
@@ -242,7 +192,7 @@ func declared(s Settings) declarations {
 			{
 				Name:        OrdersStream,
 				Description: "sfsync: order state changes and waiting updates",
-				Subjects:    []string{orderStatusPrefix + ".>", orderWaitPrefix + ".>"},
+				Subjects:    []string{events.OrderStatusPrefix + ".>", events.OrderWaitPrefix + ".>"},
 				Retention:   jetstream.LimitsPolicy,
 				MaxAge:      s.Retention,
 				Duplicates:  s.Duplicates,
@@ -252,7 +202,7 @@ func declared(s Settings) declarations {
 			{
 				Name:        TicketsStream,
 				Description: "sfsync: Shopping Feed batches whose tickets are followed",
-				Subjects:    []string{ticketCheckPrefix + ".>", ticketWaitPrefix + ".>"},
+				Subjects:    []string{events.TicketCheckPrefix + ".>", events.TicketWaitPrefix + ".>"},
 				Retention:   jetstream.LimitsPolicy,
 				MaxAge:      s.Retention,
 				Duplicates:  s.Duplicates,
@@ -269,10 +219,10 @@ func declared(s Settings) declarations {
 		stream, name, filter string
 		maxAckPending        int
 	}{
-		{OrdersStream, SenderConsumer, orderStatusPrefix + ".>", 1000},
-		{OrdersStream, SenderWaitConsumer, orderWaitPrefix + ".>", WaitingMaxAckPending},
-		{TicketsStream, TicketConsumer, ticketCheckPrefix + ".>", 1000},
-		{TicketsStream, TicketWaitConsumer, ticketWaitPrefix + ".>", WaitingMaxAckPending},
+		{OrdersStream, SenderConsumer, events.OrderStatusPrefix + ".>", 1000},
+		{OrdersStream, SenderWaitConsumer, events.OrderWaitPrefix + ".>", WaitingMaxAckPending},
+		{TicketsStream, TicketConsumer, events.TicketCheckPrefix + ".>", 1000},
+		{TicketsStream, TicketWaitConsumer, events.TicketWaitPrefix + ".>", WaitingMaxAckPending},
 	} {
 		d.consumers = append(d.consumers, consumerDecl{c.stream, consumer(c.name, c.filter, c.maxAckPending, s.Replicas)})
 	}

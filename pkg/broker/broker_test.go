@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/testenv"
 )
 
@@ -56,7 +57,7 @@ func TestDeclare(t *testing.T) {
 				}
 			}
 			// A published change lands on the sender's consumer, not the wait one.
-			if _, err := js.Publish(ctx, broker.OrderStatusSubject(1, 42), []byte(`{}`)); err != nil {
+			if _, err := js.Publish(ctx, events.OrderStatusSubject(1, 42), []byte(`{}`)); err != nil {
 				t.Fatal(err)
 			}
 			cons, _ := js.Consumer(ctx, broker.OrdersStream, broker.SenderConsumer)
@@ -87,10 +88,10 @@ func TestDeclare(t *testing.T) {
 }
 
 func TestSubjectsAreSafeTokens(t *testing.T) {
-	if got := broker.TicketCheckSubject("10.01 *>"); strings.ContainsAny(got[len("sfsync.ticket.check."):], ".*> ") {
+	if got := events.TicketCheckSubject("10.01 *>"); strings.ContainsAny(got[len("sfsync.ticket.check."):], ".*> ") {
 		t.Fatalf("unsafe subject %q", got)
 	}
-	if got := broker.OrderStatusSubject(3, 77); got != "sfsync.order.status.3.77" {
+	if got := events.OrderStatusSubject(3, 77); got != "sfsync.order.status.3.77" {
 		t.Fatalf("subject %q", got)
 	}
 }

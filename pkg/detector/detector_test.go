@@ -19,6 +19,7 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/detector"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/logging"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
@@ -249,7 +250,7 @@ func TestChangesBecomeTasksAndEvents(t *testing.T) {
 				t.Fatalf("shipment due %s after the change, want 5m", got)
 			}
 			if s, _ := e.js.Stream(ctx, broker.OrdersStream); s != nil {
-				if m, err := s.GetLastMsgForSubject(ctx, broker.OrderWaitSubject(1, shipped)); err != nil || m.Header.Get("Sfsync-Operation") != "ship" {
+				if m, err := s.GetLastMsgForSubject(ctx, events.OrderWaitSubject(1, shipped)); err != nil || m.Header.Get("Sfsync-Operation") != "ship" {
 					t.Fatalf("the delayed shipment is not on the wait subject: %v", err)
 				}
 			}
@@ -656,7 +657,7 @@ func TestSweeperRecoversAfterStreamDeleted(t *testing.T) {
 	}
 	e.eventually(10*time.Second, "ticket check republished", func() bool {
 		s, _ := e.js.Stream(ctx, broker.TicketsStream)
-		m, err := s.GetLastMsgForSubject(ctx, broker.TicketCheckSubject("1001"))
+		m, err := s.GetLastMsgForSubject(ctx, events.TicketCheckSubject("1001"))
 		return err == nil && strings.Contains(string(m.Data), "batch-9")
 	})
 }

@@ -3,18 +3,11 @@ package detector
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/targets"
-	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
 // sweep republishes, every SweepInterval, the tasks that made no progress
@@ -69,51 +62,43 @@ func (d *Detector) sweepOnce(ctx context.Context, after time.Duration) (int, err
 	if err != nil || len(stuck) == 0 {
 		return 0, err
 	}
-	slot := strconv.FormatInt(time.Now().Unix()/60, 10)
-	batches := map[string]*sfsyncv1.TicketCheck{}
+	now := time.Now()
+	batches := map[string]*events.Batch{}
 	var order []string
 	var ids []uint64
 	for _, t := range stuck {
 		switch t.Action {
 		case prestashop.ActionSyncStatus, prestashop.ActionWebhook:
-			ev := &sfsyncv1.OrderStatusChanged{ShopId: t.ShopID, OrderId: t.OrderID, TaskId: t.TaskID, Source: "sweeper", ShopDb: d.shopDB}
+			ev := events.Change{ShopDB: d.shopDB, ShopID: t.ShopID, OrderID: t.OrderID, TaskID: t.TaskID, Source: events.SourceSweeper}
 			if t.Action == prestashop.ActionWebhook {
 				ev.Target = targets.Webhook
 			}
-			msg := d.eventMsg(ev, "none", d.key+".sweep."+strconv.FormatUint(t.TaskID, 10)+"."+slot)
-			if _, err := d.js.PublishMsg(ctx, msg); err != nil {
+			if _, err := d.js.PublishMsg(ctx, ev.Msg("none", events.SweptID(d.key, t.TaskID, now))); err != nil {
 				return 0, fmt.Errorf("republish task %d: %w", t.TaskID, err)
 			}
 			d.m.swept.WithLabelValues(t.Action).Inc()
 		case prestashop.ActionCheckTicketStatus:
-			tc, ok := batches[t.BatchID]
+			b, ok := batches[t.BatchID]
 			if !ok {
-				tc = &sfsyncv1.TicketCheck{StoreId: t.StoreID, ShopId: t.ShopID, BatchId: t.BatchID, Operation: t.Operation,
-					TokenId: t.TokenID, FirstSeen: timestamppb.Now()}
-				batches[t.BatchID] = tc
+				b = &events.Batch{StoreID: t.StoreID, ShopID: t.ShopID, BatchID: t.BatchID, Operation: t.Operation,
+					TokenID: t.TokenID, FirstSeen: now}
+				batches[t.BatchID] = b
 				order = append(order, t.BatchID)
 			}
-			tc.Orders = append(tc.Orders, &sfsyncv1.TicketOrder{OrderId: t.OrderID, TaskId: t.TaskID})
+			b.Orders = append(b.Orders, events.BatchOrder{OrderID: t.OrderID, TaskID: t.TaskID})
 		}
 		ids = append(ids, t.TaskID)
 	}
-	for _, b := range order {
-		tc := batches[b]
-		body, err := protojson.Marshal(tc)
+	for _, id := range order {
+		b := batches[id]
+		msg, err := b.Msg(events.SweptBatchID(d.key, id, now))
 		if err != nil {
 			return 0, err
 		}
-		msg := nats.NewMsg(broker.TicketCheckSubject(tc.StoreId))
-		msg.Data = body
-		msg.Header.Set(jetstream.MsgIDHeader, d.key+".sweepbatch."+b+"."+slot)
-		msg.Header.Set(broker.HeaderStore, tc.StoreId)
-		msg.Header.Set(broker.HeaderBatch, tc.BatchId)
-		msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(tc.ShopId), 10))
-		msg.Header.Set(broker.HeaderOperation, tc.Operation)
 		if _, err := d.js.PublishMsg(ctx, msg); err != nil {
-			return 0, fmt.Errorf("republish batch %s: %w", b, err)
+			return 0, fmt.Errorf("republish batch %s: %w", id, err)
 		}
-		d.m.swept.WithLabelValues(prestashop.ActionCheckTicketStatus).Add(float64(len(tc.Orders)))
+		d.m.swept.WithLabelValues(prestashop.ActionCheckTicketStatus).Add(float64(len(b.Orders)))
 	}
 	if err := d.store.TouchTasks(ctx, ids); err != nil {
 		return 0, err

@@ -5,19 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/targets"
-	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
 // historyRow is an order_history row with what deciding needs.
@@ -551,44 +548,23 @@ func (d *Detector) handle(ctx context.Context, cps *checkpoints, rows []historyR
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(evs))
 	for _, p := range evs {
-		ev := &sfsyncv1.OrderStatusChanged{
-			ShopId: p.row.ShopID, OrderId: p.row.OrderID, OrderHistoryId: p.row.ID, OrderStateId: p.row.StateID,
-			ChangedAt: timestamppb.New(p.row.At), NotBefore: timestamppb.New(p.notBefore),
-			Position: position, Source: "detector", ShopDb: d.shopDB,
+		ev := events.Change{
+			ShopDB: d.shopDB, ShopID: p.row.ShopID, OrderID: p.row.OrderID, HistoryID: p.row.ID, StateID: p.row.StateID,
+			ChangedAt: p.row.At, NotBefore: p.notBefore, Position: position, Source: events.SourceDetector, Target: p.target,
 		}
-		id := d.key + ".oh." + strconv.FormatUint(p.row.ID, 10)
 		switch {
 		case p.target == targets.Webhook:
-			ev.Target, ev.TaskId = targets.Webhook, hookIDs[p.row.OrderID]
-			id += ".webhook"
+			ev.TaskID = hookIDs[p.row.OrderID]
 		case p.mapped:
-			ev.TaskId = taskIDs[p.row.OrderID]
+			ev.TaskID = taskIDs[p.row.OrderID]
 		}
-		f, err := d.js.PublishMsgAsync(d.eventMsg(ev, p.op, id))
+		f, err := d.js.PublishMsgAsync(ev.Msg(p.op, events.DetectedID(d.key, p.row.ID, p.target)))
 		if err != nil {
 			return nil, nil, fmt.Errorf("publish order %d change %d: %w", p.row.OrderID, p.row.ID, err)
 		}
 		futs = append(futs, f)
 	}
 	return evs, futs, nil
-}
-
-// eventMsg builds an event's message. A change whose update waits (a
-// shipment and its delay) goes straight to the wait subject, so that
-// waiting updates never stand in the due lane ahead of urgent ones.
-func (d *Detector) eventMsg(ev *sfsyncv1.OrderStatusChanged, op, msgID string) *nats.Msg {
-	subject := broker.OrderStatusSubject(ev.ShopId, ev.OrderId)
-	if ev.NotBefore != nil && ev.ChangedAt != nil && ev.NotBefore.AsTime().After(ev.ChangedAt.AsTime()) {
-		subject = broker.OrderWaitSubject(ev.ShopId, ev.OrderId)
-	}
-	msg := nats.NewMsg(subject)
-	msg.Data = encodeEvent(ev)
-	msg.Header.Set(jetstream.MsgIDHeader, msgID)
-	msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(ev.ShopId), 10))
-	msg.Header.Set(broker.HeaderOrder, strconv.FormatUint(uint64(ev.OrderId), 10))
-	msg.Header.Set(broker.HeaderState, strconv.FormatUint(uint64(ev.OrderStateId), 10))
-	msg.Header.Set(broker.HeaderOperation, op)
-	return msg
 }
 
 func awaitAcks(ctx context.Context, futs []jetstream.PubAckFuture) error {

@@ -8,15 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
-	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
 type group struct {
@@ -60,14 +54,14 @@ func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 			for k, g := range groups {
 				delete(groups, k)
 				for _, it := range g.items {
-					s.hold(work, it, 0, "shutdown", "")
+					s.conclude(work, it, s.hold(work, it, 0, "shutdown", ""))
 				}
 			}
 			// Items still arriving from workers finishing up go back too.
 			for {
 				select {
 				case it := <-s.items:
-					s.hold(work, it, 0, "shutdown", "")
+					s.conclude(work, it, s.hold(work, it, 0, "shutdown", ""))
 				default:
 					return nil
 				}
@@ -116,8 +110,8 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 	now := time.Now()
 	for _, it := range items {
 		s.m.dueLag.Observe(max(it.task.Now.Sub(it.task.UpdateAt)+now.Sub(it.received), 0).Seconds())
-		if it.ev.ChangedAt != nil && it.task.UpdateAt.Equal(it.ev.ChangedAt.AsTime()) {
-			s.m.commitLag.Observe(max(it.task.Now.Sub(it.ev.ChangedAt.AsTime())+now.Sub(it.received), 0).Seconds())
+		if !it.ev.ChangedAt.IsZero() && it.task.UpdateAt.Equal(it.ev.ChangedAt) {
+			s.m.commitLag.Observe(max(it.task.Now.Sub(it.ev.ChangedAt)+now.Sub(it.received), 0).Seconds())
 		}
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
@@ -143,12 +137,15 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 			fmt.Sprintf("Shopping Feed rejected the token of store %s (shoppingfeed_token %d): updates for this store are held until it is fixed: %v", k.storeID, k.tokenID, err),
 			"store_id", k.storeID, "token_id", k.tokenID)
 		for _, it := range items {
-			s.hold(ctx, it, time.Minute, "token_rejected", "token rejected by Shopping Feed")
+			s.conclude(ctx, it, s.hold(ctx, it, time.Minute, "token_rejected", "token rejected by Shopping Feed"))
 		}
 	case shoppingfeed.Retryable(err):
 		s.m.calls.WithLabelValues(string(op), "retry").Inc()
 		s.m.errors.WithLabelValues("retryable").Inc()
-		s.retry(ctx, items, err)
+		for _, it := range items {
+			s.conclude(ctx, it, s.retry(ctx, it, err))
+		}
+		s.log.Warn("send failed, will retry", "orders", len(items), "err", err)
 	default:
 		s.m.calls.WithLabelValues(string(op), "rejected").Inc()
 		s.m.errors.WithLabelValues("rejected").Inc()
@@ -160,38 +157,31 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 			}
 			return
 		}
-		s.fail(ctx, items[0], fmt.Sprintf("Shopping Feed refused the %s of order %d: %v", op, items[0].task.OrderID, err))
+		s.conclude(ctx, items[0], s.fail(ctx, items[0], fmt.Sprintf("Shopping Feed refused the %s of order %d: %v", op, items[0].task.OrderID, err)))
 	}
 }
 
-// retry counts a failed attempt for each item and puts it back to wait
-// with backoff, or fails it after SEND_MAX_ATTEMPTS.
-func (s *Sender) retry(ctx context.Context, items []*item, cause error) {
-	for _, it := range items {
-		n, err := s.store.CountAttempt(ctx, it.task.ID, s.instance, cause.Error())
-		if err != nil {
-			s.release(it)
-			s.retryMsg(it.msg, "database", err)
-			continue
-		}
-		if n >= s.cfg.MaxAttempts {
-			if _, ok, err := s.store.ClaimTask(ctx, it.task.ID, s.instance, s.cfg.ClaimTTL); err == nil && ok {
-				s.fail(ctx, it, fmt.Sprintf("gave up the %s of order %d after %d attempts: %v", it.op, it.task.OrderID, n, cause))
-				continue
-			}
-		}
-		d := min(s.cfg.RetryBase<<min(max(n, 1)-1, 16), s.cfg.RetryMax)
-		if wait, ok := shoppingfeed.RetryAfter(cause); ok && wait > d {
-			d = wait
-		}
-		var hinted interface{ RetryWait() time.Duration }
-		if errors.As(cause, &hinted) && hinted.RetryWait() > d {
-			d = hinted.RetryWait()
-		}
-		s.release(it)
-		s.deferMsg(ctx, it.msg, it.ev, it.task, d, "retry")
+// retry counts a failed attempt for an item and puts it back to wait with
+// backoff, or fails it after SEND_MAX_ATTEMPTS.
+func (s *Sender) retry(ctx context.Context, it *item, cause error) outcome {
+	n, err := s.store.CountAttempt(ctx, it.task.ID, s.instance, cause.Error())
+	if err != nil {
+		return retryLater("database", err)
 	}
-	s.log.Warn("send failed, will retry", "orders", len(items), "err", cause)
+	if n >= s.cfg.MaxAttempts {
+		if _, ok, err := s.store.ClaimTask(ctx, it.task.ID, s.instance, s.cfg.ClaimTTL); err == nil && ok {
+			return s.fail(ctx, it, fmt.Sprintf("gave up the %s of order %d after %d attempts: %v", it.op, it.task.OrderID, n, cause))
+		}
+	}
+	d := min(s.cfg.RetryBase<<min(max(n, 1)-1, 16), s.cfg.RetryMax)
+	if wait, ok := shoppingfeed.RetryAfter(cause); ok && wait > d {
+		d = wait
+	}
+	var hinted interface{ RetryWait() time.Duration }
+	if errors.As(cause, &hinted) && hinted.RetryWait() > d {
+		d = hinted.RetryWait()
+	}
+	return waitFor(it.task, d, "retry")
 }
 
 // accepted records a batch Shopping Feed accepted, hands it to the ticket
@@ -213,15 +203,14 @@ func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items
 		// twice, which the ticket poller tolerates; never lost.
 		s.log.Error("record accepted batch; its orders will be sent again", "batch_id", batchID, "err", err)
 		for _, it := range items {
-			s.release(it)
-			_ = it.msg.NakWithDelay(s.cfg.RetryBase)
+			s.conclude(ctx, it, nakAfter(s.cfg.RetryBase))
 		}
 		return
 	}
-	tc := &sfsyncv1.TicketCheck{StoreId: k.storeID, ShopId: items[0].shopID, BatchId: batchID, Operation: string(k.op),
-		TokenId: k.tokenID, FirstSeen: timestamppb.Now()}
+	tc := events.Batch{StoreID: k.storeID, ShopID: items[0].shopID, BatchID: batchID, Operation: string(k.op),
+		TokenID: k.tokenID, FirstSeen: time.Now()}
 	for _, it := range items {
-		tc.Orders = append(tc.Orders, &sfsyncv1.TicketOrder{OrderId: it.task.OrderID, TaskId: it.task.ID, SfOrderId: it.sfID, Reference: it.ref, Channel: it.channel})
+		tc.Orders = append(tc.Orders, events.BatchOrder{OrderID: it.task.OrderID, TaskID: it.task.ID, SFOrderID: it.sfID, Reference: it.ref, Channel: it.channel})
 	}
 	if err := s.publishTicketCheck(ctx, tc); err != nil {
 		// The task rows hold the batch: the detector's sweeper hands it to
@@ -229,23 +218,16 @@ func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items
 		s.log.Warn("hand batch to the ticket poller; the sweeper will", "batch_id", batchID, "err", err)
 	}
 	for _, it := range items {
-		s.finish(it)
+		s.conclude(ctx, it, acked())
 	}
 	s.log.Info("batch sent", "operation", k.op, "store_id", k.storeID, "batch_id", batchID, "orders", len(items))
 }
 
-func (s *Sender) publishTicketCheck(ctx context.Context, tc *sfsyncv1.TicketCheck) error {
-	body, err := protojson.Marshal(tc)
+func (s *Sender) publishTicketCheck(ctx context.Context, tc events.Batch) error {
+	msg, err := tc.Msg(events.BatchID(tc.StoreID, tc.BatchID))
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(broker.TicketCheckSubject(tc.StoreId))
-	msg.Data = body
-	msg.Header.Set(jetstream.MsgIDHeader, "batch."+tc.StoreId+"."+tc.BatchId)
-	msg.Header.Set(broker.HeaderStore, tc.StoreId)
-	msg.Header.Set(broker.HeaderBatch, tc.BatchId)
-	msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(tc.ShopId), 10))
-	msg.Header.Set(broker.HeaderOperation, tc.Operation)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err = s.js.PublishMsg(pctx, msg)

@@ -32,24 +32,21 @@ const DetectorLagLimit = 30 * time.Second
 // dropped (the current state needs no update), failed (the order cannot be
 // sent), or held back to wait (a tracking number, a configuration or a
 // token the merchant must fix).
-func (s *Sender) prepare(ctx context.Context, it *item) {
+func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 	orderID := it.task.OrderID
-	o, sh, ok := s.orderAndShop(ctx, it)
-	if !ok {
-		return
+	o, sh, bad := s.orderAndShop(ctx, it)
+	if bad != nil {
+		return *bad
 	}
 	switch {
 	case sh.cfgErr != nil:
 		s.reportOnce(ctx, "config:"+sh.cfgErr.Error(), 0, "shop configuration cannot be used; updates wait until it is fixed: "+sh.cfgErr.Error(), "shop_id", o.ShopID)
-		s.hold(ctx, it, time.Minute, "config", sh.cfgErr.Error())
-		return
+		return s.hold(ctx, it, time.Minute, "config", sh.cfgErr.Error())
 	case sh.block.Blocked():
 		s.reportOnce(ctx, "guard:"+sh.block.Reason, 0, sh.block.Reason, "shop_id", o.ShopID)
-		s.hold(ctx, it, time.Minute, "guard", sh.block.Reason)
-		return
+		return s.hold(ctx, it, time.Minute, "guard", sh.block.Reason)
 	case !sh.settings.SyncEnabled:
-		s.hold(ctx, it, time.Minute, "disabled", prestashop.KeySyncEnabled+" is off")
-		return
+		return s.hold(ctx, it, time.Minute, "disabled", prestashop.KeySyncEnabled+" is off")
 	}
 	op, ok := sh.settings.Mapping.Resolve(o.CurrentState)
 	if ok && o.LastChange > it.task.Last && o.LastChangeAge < DetectorLagLimit {
@@ -57,31 +54,26 @@ func (s *Sender) prepare(ctx context.Context, it *item) {
 		// change to this task yet. Sending now would send the new state,
 		// and the task the detector then makes for that change would send
 		// it a second time: wait for the detector.
-		s.hold(ctx, it, time.Second, "detector_behind", "")
-		return
+		return s.hold(ctx, it, time.Second, "detector_behind", "")
 	}
 	if !ok {
 		var err error
 		op, ok, err = s.shippedSince(ctx, it, o, sh)
 		if err != nil {
-			s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-			return
+			return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 		}
 	}
 	if !ok {
 		st, _ := s.shops.state(ctx, o.CurrentState, o.LangID)
-		s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is in no mapping list: nothing sent to Shopping Feed", st.Name, o.CurrentState))
-		return
+		return s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is in no mapping list: nothing sent to Shopping Feed", st.Name, o.CurrentState))
 	}
 	it.op = op
 	sf, err := s.store.SFOrder(ctx, orderID)
 	if errors.Is(err, prestashop.ErrNotFound) {
-		s.fail(ctx, it, fmt.Sprintf("order %d has no shoppingfeed_order row: it is not a Shopping Feed order", orderID))
-		return
+		return s.fail(ctx, it, fmt.Sprintf("order %d has no shoppingfeed_order row: it is not a Shopping Feed order", orderID))
 	}
 	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return
+		return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 	}
 	ref := shoppingfeed.OrderRef{}
 	if id, perr := strconv.ParseInt(sf.InternalID, 10, 64); perr == nil && id > 0 {
@@ -89,16 +81,14 @@ func (s *Sender) prepare(ctx context.Context, it *item) {
 	} else if sf.MarketplaceRef != "" && sf.Channel != "" {
 		ref.Reference, ref.ChannelName = sf.MarketplaceRef, sf.Channel
 	} else {
-		s.fail(ctx, it, fmt.Sprintf("order %d has neither a Shopping Feed order id (id_internal_shoppingfeed) nor a marketplace reference and channel: Shopping Feed cannot identify it", orderID))
-		return
+		return s.fail(ctx, it, fmt.Sprintf("order %d has neither a Shopping Feed order id (id_internal_shoppingfeed) nor a marketplace reference and channel: Shopping Feed cannot identify it", orderID))
 	}
 	it.sfID, it.ref, it.channel = sf.InternalID, sf.MarketplaceRef, sf.Channel
 	tok, err := s.shops.token(ctx, sf.TokenID, o.ShopID)
 	if err != nil {
 		s.reportOnce(ctx, "token:"+strconv.FormatUint(uint64(o.ShopID), 10), orderID,
 			fmt.Sprintf("shop %d: no Shopping Feed token to send with (shoppingfeed_token, SF_TOKEN): updates wait: %v", o.ShopID, err), "shop_id", o.ShopID)
-		s.hold(ctx, it, 5*time.Minute, "no_token", "no Shopping Feed token")
-		return
+		return s.hold(ctx, it, 5*time.Minute, "no_token", "no Shopping Feed token")
 	}
 	it.tok = tok
 	it.size = s.cfg.BatchSize
@@ -110,14 +100,12 @@ func (s *Sender) prepare(ctx context.Context, it *item) {
 	case prestashop.OpShip:
 		tr, err := s.store.Tracking(ctx, orderID)
 		if err != nil {
-			s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-			return
+			return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 		}
 		if tr.Number == "" {
 			waited := it.task.Now.Sub(it.task.UpdateAt)
 			if waited < s.cfg.TrackingMaxWait {
-				s.hold(ctx, it, min(s.cfg.TrackingRecheck, s.cfg.TrackingMaxWait-waited), "tracking", "")
-				return
+				return s.hold(ctx, it, min(s.cfg.TrackingRecheck, s.cfg.TrackingMaxWait-waited), "tracking", "")
 			}
 			msg := fmt.Sprintf("shipment of order %d sent without a tracking number: none was typed within %s (TRACKING_MAX_WAIT)", orderID, s.cfg.TrackingMaxWait)
 			s.log.Warn("shipment sent without tracking number", "order_id", orderID, "waited", waited.Round(time.Second))
@@ -132,31 +120,32 @@ func (s *Sender) prepare(ctx context.Context, it *item) {
 	it.entry = entry
 	select {
 	case s.items <- it:
+		return takenByBatch()
 	case <-s.stopped:
-		s.hold(ctx, it, 0, "shutdown", "")
+		return s.hold(ctx, it, 0, "shutdown", "")
 	case <-ctx.Done():
-		s.hold(context.WithoutCancel(ctx), it, time.Second, "shutdown", "")
+		return s.hold(context.WithoutCancel(ctx), it, time.Second, "shutdown", "")
 	}
 }
 
 // orderAndShop reads a claimed task's order and its shop's settings; when
-// it cannot, the task is settled (failed: the order is gone; held: the
-// database did not answer) and ok is false.
-func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order, sh *shop, ok bool) {
+// it cannot, bad is the task's outcome (failed: the order is gone; held:
+// the database did not answer).
+func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order, sh *shop, bad *outcome) {
 	o, err := s.store.Order(ctx, it.task.OrderID)
 	if errors.Is(err, prestashop.ErrNotFound) {
-		s.fail(ctx, it, fmt.Sprintf("order %d no longer exists in the shop", it.task.OrderID))
-		return o, nil, false
+		out := s.fail(ctx, it, fmt.Sprintf("order %d no longer exists in the shop", it.task.OrderID))
+		return o, nil, &out
 	}
 	if err == nil {
 		it.shopID = o.ShopID
 		sh, err = s.shops.get(ctx, o.ShopID)
 	}
 	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return o, nil, false
+		out := s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return o, nil, &out
 	}
-	return o, sh, true
+	return o, sh, nil
 }
 
 // shippedSince applies the rule for states in no list: a state PrestaShop
@@ -184,36 +173,30 @@ func (s *Sender) shippedSince(ctx context.Context, it *item, o prestashop.Order,
 }
 
 // drop removes a task whose order's current state needs no update.
-func (s *Sender) drop(ctx context.Context, it *item, why string) {
+func (s *Sender) drop(ctx context.Context, it *item, why string) outcome {
 	deleted, err := s.store.DropTask(ctx, it.task, s.instance)
 	if err != nil {
-		s.release(it)
-		s.retryMsg(it.msg, "database", err)
-		return
+		return retryLater("database", err)
 	}
-	if deleted {
-		s.m.dropped.Inc()
-		s.processLog(ctx, it.task.OrderID, prestashop.LevelInfo, why)
-		s.log.Info("update not sent", "order_id", it.task.OrderID, "reason", why)
-		s.finish(it)
-		return
+	if !deleted {
+		// A newer change reached the task meanwhile: judge it again.
+		return waitFor(it.task, 0, "changed")
 	}
-	// A newer change reached the task meanwhile: judge it again.
-	s.release(it)
-	s.deferMsg(ctx, it.msg, it.ev, it.task, 0, "changed")
+	s.m.dropped.Inc()
+	s.processLog(ctx, it.task.OrderID, prestashop.LevelInfo, why)
+	s.log.Info("update not sent", "order_id", it.task.OrderID, "reason", why)
+	return acked()
 }
 
 // fail marks a task failed: it goes into the next error report.
-func (s *Sender) fail(ctx context.Context, it *item, reason string) {
+func (s *Sender) fail(ctx context.Context, it *item, reason string) outcome {
 	if err := s.store.FailTask(ctx, it.task.ID, s.instance, string(it.op), reason); err != nil {
-		s.release(it)
-		s.retryMsg(it.msg, "database", err)
-		return
+		return retryLater("database", err)
 	}
 	s.m.failed.Inc()
 	s.log.Error("update failed", "order_id", it.task.OrderID, "task_id", it.task.ID, "reason", reason)
 	s.processLog(ctx, it.task.OrderID, prestashop.LevelError, reason)
-	s.finish(it)
+	return acked()
 }
 
 // shop is what the sender knows of a shop, cached for SettingsTTL.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,15 +14,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
 	"github.com/sfsync/sfsync/pkg/targets"
 	"github.com/sfsync/sfsync/pkg/webhook"
-	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
 // Sender is one sender replica; any number may run.
@@ -162,7 +159,8 @@ func (s *Sender) Run(ctx context.Context) error {
 				defer allWorkers.Done()
 				defer workers.Done()
 				for m := range msgs {
-					s.handle(work, lane.name, m)
+					ev, o := s.handle(work, lane.name, m)
+					s.settle(work, m, ev, o)
 				}
 			}()
 		}
@@ -183,7 +181,7 @@ func (s *Sender) Run(ctx context.Context) error {
 // item is one due update on its way to Shopping Feed.
 type item struct {
 	msg      jetstream.Msg
-	ev       *sfsyncv1.OrderStatusChanged
+	ev       events.Change
 	task     prestashop.SyncTask
 	shopID   uint32
 	op       prestashop.Operation
@@ -209,42 +207,34 @@ func (it *item) key() groupKey {
 }
 
 // handle decides what one message needs. It never blocks on the API: due
-// updates go to the batcher, everything else is answered here.
-func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) {
-	var ev sfsyncv1.OrderStatusChanged
-	if err := protojson.Unmarshal(m.Data(), &ev); err != nil || ev.OrderId == 0 {
-		s.m.errors.WithLabelValues("bad_message").Inc()
-		s.log.Error("bad order-status message terminated", "subject", m.Subject(), "err", err, "body", truncate(string(m.Data()), 200))
-		_ = m.Term()
-		return
+// updates go to the batcher (taken), everything else gets its outcome here.
+func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) (events.Change, outcome) {
+	ev, err := events.DecodeChange(m.Data())
+	if err != nil {
+		return ev, terminated(err)
 	}
 	action := prestashop.ActionSyncStatus
-	if ev.Target == targets.Webhook {
+	if ev.Webhook() {
 		action = prestashop.ActionWebhook
 	}
-	t, err := s.store.PendingTask(ctx, action, ev.OrderId)
+	t, err := s.store.PendingTask(ctx, action, ev.OrderID)
 	switch {
 	case errors.Is(err, prestashop.ErrNotFound):
-		_ = m.Ack() // nothing pending for this order (sent, dropped, or never mapped)
-		return
+		return ev, acked() // nothing pending for this order (sent, dropped, or never mapped)
 	case err != nil:
-		s.retryMsg(m, "database", err)
-		return
+		return ev, retryLater("database", err)
 	case t.Failed:
-		_ = m.Ack() // failed tasks wait for the merchant's next change or sfsync retry
-		return
+		return ev, acked() // failed tasks wait for the merchant's next change or sfsync retry
 	}
 	due := t.UpdateAt
-	if ev.Source == sourceDeferred && ev.NotBefore != nil && ev.NotBefore.AsTime().After(due) {
-		due = ev.NotBefore.AsTime()
+	if ev.Source == events.SourceDeferred && ev.NotBefore.After(due) {
+		due = ev.NotBefore
 	}
 	if wait := due.Sub(t.Now); wait > 0 {
 		if lane == laneWait {
-			_ = m.NakWithDelay(wait)
-			return
+			return ev, nakAfter(wait)
 		}
-		s.deferMsg(ctx, m, &ev, t, wait, "not_due")
-		return
+		return ev, waitFor(t, wait, "not_due")
 	}
 	if _, busy := s.inHand.LoadOrStore(t.ID, struct{}{}); busy || t.Claimed() {
 		if !busy {
@@ -253,26 +243,28 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) {
 		// Another event of the same order is in hand here or in another
 		// sender; look again once it is done, in case a newer change
 		// reached the task meanwhile.
-		s.deferMsg(ctx, m, &ev, t, min(max(t.ClaimUntil.Sub(t.Now), 500*time.Millisecond), 5*time.Second), "claimed")
-		return
+		return ev, waitFor(t, min(max(t.ClaimUntil.Sub(t.Now), 500*time.Millisecond), 5*time.Second), "claimed")
 	}
 	ct, ok, err := s.store.ClaimTask(ctx, t.ID, s.instance, s.cfg.ClaimTTL)
 	if err != nil || !ok {
 		s.inHand.Delete(t.ID)
 		if err != nil {
-			s.retryMsg(m, "database", err)
-		} else {
-			s.deferMsg(ctx, m, &ev, t, time.Second, "claimed")
+			return ev, retryLater("database", err)
 		}
-		return
+		return ev, waitFor(t, time.Second, "claimed")
 	}
-	it := &item{msg: m, ev: &ev, task: ct, received: time.Now()}
+	it := &item{msg: m, ev: ev, task: ct, received: time.Now()}
 	s.inflight.Store(it, struct{}{})
-	if ev.Target == targets.Webhook {
-		s.prepareWebhook(ctx, it)
-		return
+	var o outcome
+	if ev.Webhook() {
+		o = s.prepareWebhook(ctx, it)
+	} else {
+		o = s.prepare(ctx, it)
 	}
-	s.prepare(ctx, it)
+	if o.kind != taken {
+		s.release(it)
+	}
+	return ev, o
 }
 
 // release forgets an item this replica held.
@@ -281,63 +273,12 @@ func (s *Sender) release(it *item) {
 	s.inHand.Delete(it.task.ID)
 }
 
-// sourceDeferred marks the events the sender publishes to wait itself.
-const sourceDeferred = "deferred"
-
-// deferMsg puts an update back to wait d (in the database's clock) on the
-// wait lane and acknowledges m. If the wait message cannot be published, m
-// itself is NAKed with the delay: nothing is dropped.
-func (s *Sender) deferMsg(ctx context.Context, m jetstream.Msg, ev *sfsyncv1.OrderStatusChanged, t prestashop.SyncTask, d time.Duration, reason string) {
-	s.m.deferred.WithLabelValues(reason).Inc()
-	next := &sfsyncv1.OrderStatusChanged{
-		ShopId: ev.ShopId, OrderId: ev.OrderId, OrderStateId: ev.OrderStateId, TaskId: t.ID,
-		ChangedAt: ev.ChangedAt, NotBefore: timestamppb.New(t.Now.Add(d)), Source: sourceDeferred, ShopDb: ev.ShopDb, Target: ev.Target,
-	}
-	body, err := protojson.Marshal(next)
-	if err == nil {
-		msg := nats.NewMsg(broker.OrderWaitSubject(ev.ShopId, ev.OrderId))
-		msg.Data = body
-		msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(ev.ShopId), 10))
-		msg.Header.Set(broker.HeaderOrder, strconv.FormatUint(uint64(ev.OrderId), 10))
-		msg.Header.Set(broker.HeaderOperation, "wait:"+reason)
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, err = s.js.PublishMsg(pctx, msg)
-		cancel()
-	}
-	if err != nil {
-		s.log.Warn("put update back to wait", "order_id", ev.OrderId, "err", err)
-		_ = m.NakWithDelay(d)
-		return
-	}
-	_ = m.Ack()
-}
-
-// retryMsg NAKs a message after a transient error, backing off with its
-// deliveries.
-func (s *Sender) retryMsg(m jetstream.Msg, kind string, err error) {
-	s.m.errors.WithLabelValues(kind).Inc()
-	n := uint64(1)
-	if md, merr := m.Metadata(); merr == nil {
-		n = md.NumDelivered
-	}
-	d := min(time.Duration(1<<min(n, 8))*100*time.Millisecond, 30*time.Second)
-	s.log.Warn("order-status message retried", "subject", m.Subject(), "kind", kind, "err", err, "retry_in", d)
-	_ = m.NakWithDelay(d)
-}
-
-// finish acknowledges an item's message and forgets it.
-func (s *Sender) finish(it *item) {
-	s.release(it)
-	_ = it.msg.Ack()
-}
-
-// hold gives an item's task back and puts its update back to wait d.
-func (s *Sender) hold(ctx context.Context, it *item, d time.Duration, reason, note string) {
-	s.release(it)
+// hold gives an item's task back; its update waits d.
+func (s *Sender) hold(ctx context.Context, it *item, d time.Duration, reason, note string) outcome {
 	if err := s.store.ReleaseTask(ctx, it.task.ID, s.instance, note); err != nil {
 		s.log.Warn("release task", "task_id", it.task.ID, "err", err)
 	}
-	s.deferMsg(ctx, it.msg, it.ev, it.task, d, reason)
+	return waitFor(it.task, d, reason)
 }
 
 // keepAlive tells the broker every 20 s that held messages are still being

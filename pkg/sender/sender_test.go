@@ -17,6 +17,7 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/detector"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/logging"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/sender"
@@ -267,7 +268,7 @@ func TestCancelIsSentAtOnceAndRecorded(t *testing.T) {
 	})
 	// The batch was handed to the ticket poller.
 	s, _ := p.js.Stream(context.Background(), broker.TicketsStream)
-	m, err := s.GetLastMsgForSubject(context.Background(), broker.TicketCheckSubject(fmt.Sprint(sfsandboxtest.StoreID)))
+	m, err := s.GetLastMsgForSubject(context.Background(), events.TicketCheckSubject(fmt.Sprint(sfsandboxtest.StoreID)))
 	if err != nil || !strings.Contains(string(m.Data), got.batch) || m.Header.Get("Nats-Msg-Id") == "" {
 		t.Fatalf("ticket check: %v %s", err, m.Data)
 	}

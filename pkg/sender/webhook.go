@@ -42,12 +42,12 @@ const opWebhook = prestashop.Operation("webhook")
 
 // prepareWebhook builds a claimed webhook task's payload from the order's
 // current state and sends it, or settles the task as prepare does.
-func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
+func (s *Sender) prepareWebhook(ctx context.Context, it *item) outcome {
 	it.op = opWebhook
 	orderID := it.task.OrderID
-	o, sh, ok := s.orderAndShop(ctx, it)
-	if !ok {
-		return
+	o, sh, bad := s.orderAndShop(ctx, it)
+	if bad != nil {
+		return *bad
 	}
 	// The current state, the one before and the change that made it come
 	// from one read of order_history, the log PrestaShop appends on every
@@ -55,8 +55,7 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 	// change behind or ahead of it.
 	ch, err := s.store.LastChanges(ctx, orderID)
 	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return
+		return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 	}
 	state := ch.State
 	if ch.HistoryID == 0 {
@@ -65,8 +64,7 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 	name, ok := sh.hook.Names[state]
 	if !ok {
 		st, _ := s.shops.state(ctx, state, o.LangID)
-		s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is not mapped for the webhook: nothing sent", st.Name, state))
-		return
+		return s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is not mapped for the webhook: nothing sent", st.Name, state))
 	}
 	hook := s.cfg.Targets.Hook
 	p := WebhookPayload{ShopOrderID: o.Reference, Status: name, OrderID: orderID, ShopID: o.ShopID}
@@ -82,43 +80,36 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 		p.ExternalOrderID = sf.InternalID
 	}
 	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return
+		return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 	}
 	if hook.ExternalID != "none" && p.ExternalOrderID == "" {
-		s.drop(ctx, it, fmt.Sprintf("order %d has no %s (WEBHOOK_EXTERNAL_ID): webhook update skipped", orderID, hook.ExternalID))
-		return
+		return s.drop(ctx, it, fmt.Sprintf("order %d has no %s (WEBHOOK_EXTERNAL_ID): webhook update skipped", orderID, hook.ExternalID))
 	}
 	delivered, err := s.store.WebhookDelivered(ctx, orderID)
 	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return
+		return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 	}
 	if delivered >= ch.HistoryID {
 		// The change that put the order in its current state was
 		// delivered already (by an earlier task of this order).
-		s.drop(ctx, it, fmt.Sprintf("webhook: %s already delivered for this change", name))
-		return
+		return s.drop(ctx, it, fmt.Sprintf("webhook: %s already delivered for this change", name))
 	}
 	it.hookChange = ch.HistoryID
 	p.PreviousStatus = sh.hook.Names[ch.Previous]
 	at := ch.At
 	offset, err := s.clockOffset(ctx)
 	if err != nil {
-		s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-		return
+		return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 	}
 	p.ChangedAt = at.Add(-offset).UTC().Format(time.RFC3339)
 	if state == sh.hook.Shipping {
 		tr, err := s.store.Tracking(ctx, orderID)
 		if err != nil {
-			s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-			return
+			return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 		}
 		if tr.Number == "" {
 			if waited := it.task.Now.Sub(it.task.UpdateAt); waited < s.cfg.TrackingMaxWait {
-				s.hold(ctx, it, min(s.cfg.TrackingRecheck, s.cfg.TrackingMaxWait-waited), "tracking", "")
-				return
+				return s.hold(ctx, it, min(s.cfg.TrackingRecheck, s.cfg.TrackingMaxWait-waited), "tracking", "")
 			}
 			s.log.Warn("shipment sent to the webhook without tracking number", "order_id", orderID)
 		}
@@ -126,16 +117,16 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) {
 	}
 	body, err := json.Marshal(p)
 	if err != nil {
-		s.fail(ctx, it, "encode webhook payload: "+err.Error())
-		return
+		return s.fail(ctx, it, "encode webhook payload: "+err.Error())
 	}
 	s.sends.Add(1)
 	go func() {
 		defer s.sends.Done()
 		s.sem <- struct{}{}
 		defer func() { <-s.sem }()
-		s.postWebhook(ctx, it, name, body)
+		s.conclude(ctx, it, s.postWebhook(ctx, it, name, body))
 	}()
+	return takenByBatch()
 }
 
 // hookError is a webhook answer to retry later.
@@ -158,21 +149,19 @@ func (e *hookError) RetryWait() time.Duration { return e.wait }
 // postWebhook signs and posts one update and settles its task: 2xx done,
 // 408, 429, 5xx and network errors retried with backoff, any other 4xx a
 // permanent failure, recorded and reported like a Shopping Feed failure.
-func (s *Sender) postWebhook(ctx context.Context, it *item, status string, body []byte) {
+func (s *Sender) postWebhook(ctx context.Context, it *item, status string, body []byte) outcome {
 	url := s.cfg.Targets.Hook.URL
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err == nil {
 		err = s.signer.Sign(req, body)
 	}
 	if err != nil {
-		s.fail(ctx, it, "build webhook request: "+err.Error())
-		return
+		return s.fail(ctx, it, "build webhook request: "+err.Error())
 	}
 	resp, err := s.hookClient.Do(req)
 	if err != nil {
 		s.m.calls.WithLabelValues(string(opWebhook), "retry").Inc()
-		s.retry(ctx, []*item{it}, &hookError{msg: err.Error()})
-		return
+		return s.retryHook(ctx, it, &hookError{msg: err.Error()})
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
@@ -191,25 +180,27 @@ func (s *Sender) postWebhook(ctx context.Context, it *item, status string, body 
 			// Delivered, but not recorded: the claim lapses and it may be
 			// delivered again; the receiver's nonce check does not stop a
 			// fresh signature, so receivers should be idempotent.
-			s.release(it)
-			s.retryMsg(it.msg, "database", err)
-			return
+			return retryLater("database", err)
 		}
 		s.processLog(ctx, it.task.OrderID, prestashop.LevelSuccess, fmt.Sprintf("webhook: %s delivered (HTTP %d)", status, code))
 		if !deleted {
 			// A newer change reached the task meanwhile: send it next.
-			s.release(it)
-			s.deferMsg(ctx, it.msg, it.ev, it.task, 0, "changed")
-			return
+			return waitFor(it.task, 0, "changed")
 		}
-		s.finish(it)
+		return acked()
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		s.m.calls.WithLabelValues(string(opWebhook), "retry").Inc()
-		s.retry(ctx, []*item{it}, &hookError{status: code, wait: retryAfter(resp.Header.Get("Retry-After")), msg: oneLine(string(snippet))})
+		return s.retryHook(ctx, it, &hookError{status: code, wait: retryAfter(resp.Header.Get("Retry-After")), msg: oneLine(string(snippet))})
 	default:
 		s.m.calls.WithLabelValues(string(opWebhook), "rejected").Inc()
-		s.fail(ctx, it, fmt.Sprintf("webhook refused the %s update of order %d: HTTP %d: %s", status, it.task.OrderID, code, oneLine(string(snippet))))
+		return s.fail(ctx, it, fmt.Sprintf("webhook refused the %s update of order %d: HTTP %d: %s", status, it.task.OrderID, code, oneLine(string(snippet))))
 	}
+}
+
+// retryHook retries an update the receiver did not take.
+func (s *Sender) retryHook(ctx context.Context, it *item, cause *hookError) outcome {
+	s.log.Warn("send failed, will retry", "orders", 1, "err", cause)
+	return s.retry(ctx, it, cause)
 }
 
 func retryAfter(v string) time.Duration {

@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 )
 
-// Targets.
+// Targets, as the TARGETS variable and the events name them.
 const (
-	ShoppingFeed = "shoppingfeed"
-	Webhook      = "webhook"
+	ShoppingFeed = events.TargetShoppingFeed
+	Webhook      = events.TargetWebhook
 )
 
 // Config is the targets part of the detector's and the sender's

@@ -8,16 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
-	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
 // handleCheck handles a new batch: it is checked at once.
@@ -43,9 +39,9 @@ func (p *Poller) handleWait(ctx context.Context, msg jetstream.Msg) (time.Durati
 
 // due is when a re-check is due: its Sfsync-Due header, else its publish
 // time plus the backoff of its attempt.
-func (p *Poller) due(msg jetstream.Msg, tc *sfsyncv1.TicketCheck) time.Time {
-	if t, err := time.Parse(time.RFC3339Nano, msg.Headers().Get(HeaderDue)); err == nil {
-		return t
+func (p *Poller) due(msg jetstream.Msg, tc events.Batch) time.Time {
+	if !tc.Due.IsZero() {
+		return tc.Due
 	}
 	if md, err := msg.Metadata(); err == nil {
 		return md.Timestamp.Add(p.cfg.backoff(tc.Attempt))
@@ -53,21 +49,12 @@ func (p *Poller) due(msg jetstream.Msg, tc *sfsyncv1.TicketCheck) time.Time {
 	return time.Time{}
 }
 
-func decodeCheck(msg jetstream.Msg) (*sfsyncv1.TicketCheck, error) {
-	var tc sfsyncv1.TicketCheck
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(msg.Data(), &tc); err != nil {
-		return nil, &badMessage{err: fmt.Errorf("decode %s: %w", msg.Subject(), err)}
+func decodeCheck(msg jetstream.Msg) (events.Batch, error) {
+	tc, err := events.DecodeBatch(msg.Data(), msg.Headers())
+	if err != nil {
+		return tc, &badMessage{err: fmt.Errorf("%s: %w", msg.Subject(), err)}
 	}
-	if tc.BatchId == "" {
-		tc.BatchId = msg.Headers().Get(broker.HeaderBatch)
-	}
-	if tc.BatchId == "" {
-		return nil, &badMessage{err: fmt.Errorf("%s: no batch id", msg.Subject())}
-	}
-	if tc.StoreId == "" {
-		tc.StoreId = msg.Headers().Get(broker.HeaderStore)
-	}
-	return &tc, nil
+	return tc, nil
 }
 
 // batch is what a check knows of one batch: the message merged with the
@@ -96,15 +83,13 @@ type knownOrder struct {
 	ref     shoppingfeed.OrderRef
 }
 
-func newBatch(tc *sfsyncv1.TicketCheck, tasks []prestashop.TicketTask, now time.Time) *batch {
-	b := &batch{id: tc.BatchId, store: tc.StoreId, shop: tc.ShopId, tokenID: tc.TokenId, operation: tc.Operation, attempt: tc.Attempt}
-	if tc.FirstSeen != nil && tc.FirstSeen.IsValid() && tc.FirstSeen.AsTime().Unix() > 0 {
-		b.firstSeen = tc.FirstSeen.AsTime()
-	}
-	sent := map[uint64]*sfsyncv1.TicketOrder{}
-	for _, o := range tc.Orders {
-		if o != nil && o.TaskId != 0 {
-			sent[o.TaskId] = o
+func newBatch(tc events.Batch, tasks []prestashop.TicketTask, now time.Time) *batch {
+	b := &batch{id: tc.BatchID, store: tc.StoreID, shop: tc.ShopID, tokenID: tc.TokenID, operation: tc.Operation, attempt: tc.Attempt,
+		firstSeen: tc.FirstSeen}
+	sent := map[uint64]*events.BatchOrder{}
+	for i, o := range tc.Orders {
+		if o.TaskID != 0 {
+			sent[o.TaskID] = &tc.Orders[i]
 		}
 	}
 	var failed []prestashop.TicketTask
@@ -138,9 +123,9 @@ func newBatch(tc *sfsyncv1.TicketCheck, tasks []prestashop.TicketTask, now time.
 	for _, t := range append(append([]prestashop.TicketTask(nil), b.live...), failed...) {
 		b.known = append(b.known, knownOrder{taskID: t.TaskID, orderID: t.OrderID, ref: orderRef(sent[t.TaskID], t)})
 	}
-	for _, o := range tc.Orders {
-		if o != nil && !seen[o.TaskId] {
-			b.known = append(b.known, knownOrder{taskID: o.TaskId, orderID: o.OrderId, ref: orderRef(o, prestashop.TicketTask{})})
+	for i, o := range tc.Orders {
+		if !seen[o.TaskID] {
+			b.known = append(b.known, knownOrder{taskID: o.TaskID, orderID: o.OrderID, ref: orderRef(&tc.Orders[i], prestashop.TicketTask{})})
 		}
 	}
 	return b
@@ -148,9 +133,9 @@ func newBatch(tc *sfsyncv1.TicketCheck, tasks []prestashop.TicketTask, now time.
 
 // orderRef is how the order was identified in the batch: as the sender's
 // message says it was sent, else as the shoppingfeed_order row says.
-func orderRef(sent *sfsyncv1.TicketOrder, t prestashop.TicketTask) shoppingfeed.OrderRef {
-	if sent != nil && (sent.SfOrderId != "" || sent.Reference != "") {
-		return shoppingfeed.OrderRef{ID: sfOrderID(sent.SfOrderId), Reference: sent.Reference, ChannelName: sent.Channel}
+func orderRef(sent *events.BatchOrder, t prestashop.TicketTask) shoppingfeed.OrderRef {
+	if sent != nil && (sent.SFOrderID != "" || sent.Reference != "") {
+		return shoppingfeed.OrderRef{ID: sfOrderID(sent.SFOrderID), Reference: sent.Reference, ChannelName: sent.Channel}
 	}
 	return shoppingfeed.OrderRef{ID: sfOrderID(t.SFOrderID), Reference: t.MarketplaceRef, ChannelName: t.Channel}
 }
@@ -170,8 +155,8 @@ func (b *batch) attrs() []any {
 // check checks one batch. It returns an error only when the check must be
 // retried (the database or the broker failed); everything the API says is
 // an outcome.
-func (p *Poller) check(ctx context.Context, tc *sfsyncv1.TicketCheck) error {
-	tasks, err := p.store.BatchTasks(ctx, tc.BatchId)
+func (p *Poller) check(ctx context.Context, tc events.Batch) error {
+	tasks, err := p.store.BatchTasks(ctx, tc.BatchID)
 	if err != nil {
 		return err
 	}
@@ -425,28 +410,18 @@ func (p *Poller) rescheduleAfter(ctx context.Context, b *batch, result string, w
 			return err
 		}
 	}
-	next := &sfsyncv1.TicketCheck{
-		StoreId: b.store, ShopId: b.shop, BatchId: b.id, Operation: b.operation,
-		Attempt: b.attempt + 1, FirstSeen: timestamppb.New(b.firstSeen), TokenId: b.tokenID,
+	next := events.Batch{
+		StoreID: b.store, ShopID: b.shop, BatchID: b.id, Operation: b.operation,
+		Attempt: b.attempt + 1, FirstSeen: b.firstSeen, TokenID: b.tokenID, Due: time.Now().Add(wait),
 	}
 	for _, t := range b.live {
-		next.Orders = append(next.Orders, &sfsyncv1.TicketOrder{OrderId: t.OrderID, TaskId: t.TaskID,
-			SfOrderId: t.SFOrderID, Reference: t.MarketplaceRef, Channel: t.Channel})
+		next.Orders = append(next.Orders, events.BatchOrder{OrderID: t.OrderID, TaskID: t.TaskID,
+			SFOrderID: t.SFOrderID, Reference: t.MarketplaceRef, Channel: t.Channel})
 	}
-	body, err := protojson.Marshal(next)
+	msg, err := next.Msg(events.RecheckID(b.store, b.id, next.Attempt))
 	if err != nil {
-		return fmt.Errorf("encode next check of batch %s: %w", b.id, err)
+		return err
 	}
-	msg := nats.NewMsg(broker.TicketWaitSubject(b.store))
-	msg.Data = body
-	// One id per batch and attempt: a check retried after a lost ack, or
-	// two checks of one batch at the same attempt, publish one re-check.
-	msg.Header.Set(jetstream.MsgIDHeader, "batch."+b.store+"."+b.id+"."+strconv.FormatUint(uint64(next.Attempt), 10))
-	msg.Header.Set(broker.HeaderStore, b.store)
-	msg.Header.Set(broker.HeaderBatch, b.id)
-	msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(b.shop), 10))
-	msg.Header.Set(broker.HeaderOperation, b.operation)
-	msg.Header.Set(HeaderDue, time.Now().Add(wait).UTC().Format(time.RFC3339Nano))
 	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish next check of batch %s: %w", b.id, err)
 	}

@@ -35,6 +35,7 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/sfsandbox"
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
@@ -277,15 +278,15 @@ func (e *env) publish(tc *sfsyncv1.TicketCheck, msgID string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m := nats.NewMsg(broker.TicketCheckSubject(tc.StoreId))
+	m := nats.NewMsg(events.TicketCheckSubject(tc.StoreId))
 	m.Data = body
 	if msgID != "" {
 		m.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
-	m.Header.Set(broker.HeaderStore, tc.StoreId)
-	m.Header.Set(broker.HeaderBatch, tc.BatchId)
-	m.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(tc.ShopId), 10))
-	m.Header.Set(broker.HeaderOperation, tc.Operation)
+	m.Header.Set(events.HeaderStore, tc.StoreId)
+	m.Header.Set(events.HeaderBatch, tc.BatchId)
+	m.Header.Set(events.HeaderShop, strconv.FormatUint(uint64(tc.ShopId), 10))
+	m.Header.Set(events.HeaderOperation, tc.Operation)
 	if _, err := e.js.PublishMsg(e.ctx, m); err != nil {
 		e.t.Fatal(err)
 	}

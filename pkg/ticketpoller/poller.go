@@ -5,11 +5,11 @@
 //
 // # Messages
 //
-// A TicketCheck (protojson) on broker.TicketCheckSubject names a batch; the
+// A TicketCheck (protojson) on events.TicketCheckSubject names a batch; the
 // task table is the truth about which of its orders still wait. Each check
 // reads the batch's tickets once (every page of ?batchId=), resolves the
 // task rows whose ticket is final, and, when some are still pending,
-// publishes the next check on broker.TicketWaitSubject with a Sfsync-Due
+// publishes the next check on events.TicketWaitSubject with a Sfsync-Due
 // header and acks. The wait consumer NAKs such a message with a delay until
 // it is due: a waiting batch holds a slot of the wait consumer (whose
 // MaxAckPending is huge), never one of the consumer new batches arrive on,
@@ -45,6 +45,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
@@ -52,9 +53,6 @@ import (
 
 // LogName is the process-log name of the poller's lines.
 const LogName = "sfsync:ticket"
-
-// HeaderDue is the header of a re-check message: when it is due (RFC 3339).
-const HeaderDue = "Sfsync-Due"
 
 // Deps are what a poller runs on.
 type Deps struct {
@@ -253,7 +251,7 @@ func (p *Poller) handle(ctx context.Context, consumer string, msg jetstream.Msg,
 		settle = msg.Ack()
 	case errors.As(err, &bad):
 		p.log.Error("ticket check message terminated", "consumer", consumer, "subject", msg.Subject(),
-			"batch_id", msg.Headers().Get(broker.HeaderBatch), "err", err)
+			"batch_id", msg.Headers().Get(events.HeaderBatch), "err", err)
 		settle = msg.Term()
 	default:
 		n := uint64(1)
@@ -262,7 +260,7 @@ func (p *Poller) handle(ctx context.Context, consumer string, msg jetstream.Msg,
 		}
 		retry := p.cfg.backoff(uint32(min(n, 40)))
 		p.log.Warn("ticket check failed, retrying", "consumer", consumer, "subject", msg.Subject(),
-			"batch_id", msg.Headers().Get(broker.HeaderBatch), "delivery", n, "retry_in", retry, "err", err)
+			"batch_id", msg.Headers().Get(events.HeaderBatch), "delivery", n, "retry_in", retry, "err", err)
 		settle = msg.NakWithDelay(retry)
 	}
 	if settle != nil {

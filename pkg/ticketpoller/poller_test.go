@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/sfsandbox"
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
 	"github.com/sfsync/sfsync/pkg/ticketpoller"
@@ -510,7 +511,7 @@ func TestUnmatchedTicketIsLogged(t *testing.T) {
 func TestBadMessageIsTerminated(t *testing.T) {
 	e := newEnv(t, nil)
 	e.start(testConfig(), "p1", nil)
-	m := nats.NewMsg(broker.TicketCheckSubject("1001"))
+	m := nats.NewMsg(events.TicketCheckSubject("1001"))
 	m.Data = []byte("{not json")
 	if _, err := e.js.PublishMsg(e.ctx, m); err != nil {
 		t.Fatal(err)

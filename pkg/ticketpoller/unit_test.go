@@ -16,9 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
-	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
 func validConfig() Config {
@@ -226,7 +226,7 @@ func TestJudgeMatchesTicketsToTasks(t *testing.T) {
 	tests := []struct {
 		name      string
 		tasks     []prestashop.TicketTask
-		sent      []*sfsyncv1.TicketOrder
+		sent      []events.BatchOrder
 		tickets   []shoppingfeed.Ticket
 		age       time.Duration
 		want      []res
@@ -237,7 +237,7 @@ func TestJudgeMatchesTicketsToTasks(t *testing.T) {
 			[]shoppingfeed.Ticket{byRef("B-2", "t2", shoppingfeed.TicketFailed), byID("501", "t1", shoppingfeed.TicketSucceed, "")}, 0,
 			[]res{{1, prestashop.TicketDone, "t1", "succeed"}, {2, prestashop.TicketFailed, "t2", "failed"}}, nil},
 		{"the message says how it was sent",
-			[]prestashop.TicketTask{task(1, "501", "A-1")}, []*sfsyncv1.TicketOrder{{TaskId: 1, Reference: "A-1", Channel: "amazon"}},
+			[]prestashop.TicketTask{task(1, "501", "A-1")}, []events.BatchOrder{{TaskID: 1, Reference: "A-1", Channel: "amazon"}},
 			[]shoppingfeed.Ticket{byRef("A-1", "t1", shoppingfeed.TicketCanceled)}, 0,
 			[]res{{1, prestashop.TicketDone, "t1", "canceled"}}, nil},
 		{"two orders with one marketplace reference get one ticket each",
@@ -245,7 +245,7 @@ func TestJudgeMatchesTicketsToTasks(t *testing.T) {
 			[]shoppingfeed.Ticket{byRef("DUP", "t1", shoppingfeed.TicketSucceed), byRef("DUP", "t2", shoppingfeed.TicketRunning)}, 0,
 			[]res{{1, prestashop.TicketDone, "t1", "succeed"}, {2, prestashop.TicketPending, "t2", ""}}, nil},
 		{"a stranger's ticket is unmatched; an order already resolved is not a stranger",
-			[]prestashop.TicketTask{task(1, "501", "")}, []*sfsyncv1.TicketOrder{{TaskId: 1, SfOrderId: "501"}, {TaskId: 9, SfOrderId: "509"}},
+			[]prestashop.TicketTask{task(1, "501", "")}, []events.BatchOrder{{TaskID: 1, SFOrderID: "501"}, {TaskID: 9, SFOrderID: "509"}},
 			[]shoppingfeed.Ticket{byID("501", "t1", shoppingfeed.TicketScheduled, ""), byID("509", "t9", shoppingfeed.TicketSucceed, ""), byID("777", "t7", shoppingfeed.TicketSucceed, "")}, 0,
 			[]res{{1, prestashop.TicketPending, "t1", ""}}, []string{"t7"}},
 		{"no ticket is pending, until too old",
@@ -263,7 +263,7 @@ func TestJudgeMatchesTicketsToTasks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBatch(&sfsyncv1.TicketCheck{BatchId: "B", Orders: tt.sent}, tt.tasks, time.Now())
+			b := newBatch(events.Batch{BatchID: "B", Orders: tt.sent}, tt.tasks, time.Now())
 			v := judge(b, shoppingfeed.TicketList{Tickets: tt.tickets}, tt.age, 24*time.Hour)
 			var got []res
 			for _, o := range v.outcomes {
@@ -292,7 +292,7 @@ func TestJudgeMatchesTicketsToTasks(t *testing.T) {
 func TestFirstSeenIsTheOlderOfMessageAndRow(t *testing.T) {
 	now := time.Now()
 	tasks := []prestashop.TicketTask{{TaskID: 1, SinceUpdate: 3 * time.Hour}}
-	b := newBatch(&sfsyncv1.TicketCheck{BatchId: "B"}, tasks, now)
+	b := newBatch(events.Batch{BatchID: "B"}, tasks, now)
 	if d := now.Sub(b.firstSeen); d != 3*time.Hour {
 		t.Fatalf("age %s, want the row's 3h when the message has no first_seen", d)
 	}

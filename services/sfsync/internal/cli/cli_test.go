@@ -18,6 +18,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/detector"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/sfsandbox"
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
@@ -139,7 +140,7 @@ func TestRetryRequeuesAndWakesTheSender(t *testing.T) {
 		t.Fatalf("after retry: %s failed=%v", action, failed)
 	}
 	s, _ := w.js.Stream(context.Background(), broker.OrdersStream)
-	if m, err := s.GetLastMsgForSubject(context.Background(), broker.OrderStatusSubject(1, o)); err != nil || !strings.Contains(string(m.Data), `"retry"`) {
+	if m, err := s.GetLastMsgForSubject(context.Background(), events.OrderStatusSubject(1, o)); err != nil || !strings.Contains(string(m.Data), `"retry"`) {
 		t.Fatalf("no wake-up event: %v", err)
 	}
 	if _, err := w.run("retry", "--failed"); exitCode(err) != 3 {

@@ -10,20 +10,18 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/detector"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/targets"
-	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
 // Exit codes scripts can use.
@@ -392,16 +390,11 @@ func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 		db, _ := s.DatabaseName(ctx)
 		for _, k := range woken {
 			o := k.order
-			ev := &sfsyncv1.OrderStatusChanged{ShopId: shops[o], OrderId: o, Source: "retry", ShopDb: db}
+			ev := events.Change{ShopDB: db, ShopID: shops[o], OrderID: o, Source: events.SourceRetry}
 			if k.action == prestashop.ActionWebhook {
 				ev.Target = targets.Webhook
 			}
-			body, _ := protojson.Marshal(ev)
-			msg := nats.NewMsg(broker.OrderStatusSubject(shops[o], o))
-			msg.Data = body
-			msg.Header.Set(broker.HeaderShop, strconv.FormatUint(uint64(shops[o]), 10))
-			msg.Header.Set(broker.HeaderOrder, strconv.FormatUint(uint64(o), 10))
-			msg.Header.Set(broker.HeaderOperation, "retry")
+			msg := ev.Msg("retry", "")
 			if _, err := e.JS.PublishMsg(ctx, msg); err != nil {
 				return orders, fmt.Errorf("wake the sender for order %d (the sweeper will): %w", o, err)
 			}

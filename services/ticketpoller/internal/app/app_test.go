@@ -17,8 +17,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
 	"github.com/sfsync/sfsync/pkg/testenv"
@@ -142,7 +142,7 @@ func TestRunFollowsABatchAndShutsDown(t *testing.T) {
 		TokenId: shop.TokenID, FirstSeen: timestamppb.Now(),
 		Orders: []*sfsyncv1.TicketOrder{{OrderId: orderID, TaskId: uint64(taskID), SfOrderId: "4242"}}})
 	_, js := b.Connect(t)
-	msg := nats.NewMsg(broker.TicketCheckSubject(shop.StoreID))
+	msg := nats.NewMsg(events.TicketCheckSubject(shop.StoreID))
 	msg.Data = body
 	msg.Header.Set(jetstream.MsgIDHeader, "batch."+shop.StoreID+"."+batch.ID)
 	if _, err := js.PublishMsg(ctx, msg); err != nil {

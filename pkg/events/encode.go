@@ -1,4 +1,4 @@
-package detector
+package events
 
 import (
 	"strconv"
@@ -7,12 +7,12 @@ import (
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
 
-// encodeEvent writes ev as protojson does (lowerCamelCase names, uint64 as
+// encodeChange writes ev as protojson does (lowerCamelCase names, uint64 as
 // strings, RFC 3339 timestamps, zero values left out), about ten times
 // cheaper than protojson.Marshal: catching up a backlog publishes tens of
 // thousands of events a second on a small machine. TestEncodeEventIsProtoJSON
 // holds it to protojson.
-func encodeEvent(ev *sfsyncv1.OrderStatusChanged) []byte {
+func encodeChange(ev *sfsyncv1.OrderStatusChanged) []byte {
 	b := make([]byte, 0, 320)
 	b = append(b, '{')
 	first := true

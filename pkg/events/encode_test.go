@@ -1,4 +1,4 @@
-package detector
+package events
 
 import (
 	"encoding/json"
@@ -30,7 +30,7 @@ func TestEncodeEventIsProtoJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := encodeEvent(tt.ev)
+			b := encodeChange(tt.ev)
 			var got sfsyncv1.OrderStatusChanged
 			if err := protojson.Unmarshal(b, &got); err != nil {
 				t.Fatalf("protojson rejects %s: %v", b, err)
@@ -64,7 +64,7 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		ChangedAt: timestamppb.Now(), NotBefore: timestamppb.Now(), Position: 123456, TaskId: 9, Source: "detector", ShopDb: "prestashop"}
 	b.Run("fast", func(b *testing.B) {
 		for b.Loop() {
-			encodeEvent(ev)
+			encodeChange(ev)
 		}
 	})
 	b.Run("protojson", func(b *testing.B) {

@@ -1,0 +1,113 @@
+package sender
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/events"
+	"github.com/sfsync/sfsync/pkg/prestashop"
+)
+
+// The handler contract. Every step that decides what becomes of a message
+// (handle, prepare, hold, drop, fail, and the request's outcome) returns an
+// outcome; settle is the one place that carries it out with Ack, NAK or
+// Term, and logs a settle that fails. A message is settled only after the
+// database commit its outcome depends on.
+
+type outcomeKind int
+
+const (
+	// taken: the update is on its way to the API; its request's outcome
+	// settles the message.
+	taken outcomeKind = iota
+	// ack: done (sent and recorded, dropped, failed, or nothing to do).
+	ack
+	// nak: redeliver the message after a delay.
+	nak
+	// retry: a transient error (the database, the broker); redeliver with a
+	// backoff that grows with the deliveries.
+	retry
+	// term: a message no retry can make usable.
+	term
+	// wait: the update waits; it is published again on the wait subject,
+	// due after the delay in the database's clock, and the message acked
+	// (NAKed with the delay if that publish fails: nothing is dropped).
+	wait
+)
+
+var outcomeNames = [...]string{taken: "taken", ack: "ack", nak: "nak", retry: "retry", term: "term", wait: "wait"}
+
+func (k outcomeKind) String() string { return outcomeNames[k] }
+
+// outcome is what becomes of one message.
+type outcome struct {
+	kind  outcomeKind
+	delay time.Duration
+	// reason labels a wait (sfsync_sender_deferred_total) or a retry
+	// (sfsync_sender_errors_total).
+	reason string
+	err    error
+	// task is the task a wait is for: its id and the database's clock.
+	task prestashop.SyncTask
+}
+
+func acked() outcome                            { return outcome{kind: ack} }
+func takenByBatch() outcome                     { return outcome{kind: taken} }
+func nakAfter(d time.Duration) outcome          { return outcome{kind: nak, delay: d} }
+func terminated(err error) outcome              { return outcome{kind: term, err: err} }
+func retryLater(kind string, err error) outcome { return outcome{kind: retry, reason: kind, err: err} }
+
+// waitFor puts t's update back to wait d (in the database's clock).
+func waitFor(t prestashop.SyncTask, d time.Duration, reason string) outcome {
+	return outcome{kind: wait, delay: d, reason: reason, task: t}
+}
+
+// settle carries out o on m, whose event is ev.
+func (s *Sender) settle(ctx context.Context, m jetstream.Msg, ev events.Change, o outcome) {
+	var err error
+	switch o.kind {
+	case taken:
+		return
+	case ack:
+		err = m.Ack()
+	case nak:
+		err = m.NakWithDelay(o.delay)
+	case retry:
+		s.m.errors.WithLabelValues(o.reason).Inc()
+		n := uint64(1)
+		if md, merr := m.Metadata(); merr == nil {
+			n = md.NumDelivered
+		}
+		d := min(time.Duration(1<<min(n, 8))*100*time.Millisecond, 30*time.Second)
+		s.log.Warn("order-status message retried", "subject", m.Subject(), "kind", o.reason, "err", o.err, "retry_in", d)
+		err = m.NakWithDelay(d)
+	case term:
+		s.m.errors.WithLabelValues("bad_message").Inc()
+		s.log.Error("bad order-status message terminated", "subject", m.Subject(), "err", o.err, "body", truncate(string(m.Data()), 200))
+		err = m.Term()
+	case wait:
+		s.m.deferred.WithLabelValues(o.reason).Inc()
+		next := ev.Deferred(o.task.ID, o.task.Now.Add(o.delay))
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, perr := s.js.PublishMsg(pctx, next.Msg("wait:"+o.reason, ""))
+		cancel()
+		if perr != nil {
+			s.log.Warn("put update back to wait", "order_id", ev.OrderID, "err", perr)
+			err = m.NakWithDelay(o.delay)
+		} else {
+			err = m.Ack()
+		}
+	}
+	if err != nil {
+		// The message comes back after AckWait; its task row decides again.
+		s.log.Warn("settle order-status message", "subject", m.Subject(), "outcome", o.kind.String(), "err", err)
+	}
+}
+
+// conclude forgets an item this replica held and settles its message.
+func (s *Sender) conclude(ctx context.Context, it *item, o outcome) {
+	s.release(it)
+	s.settle(ctx, it.msg, it.ev, o)
+}
