@@ -18,6 +18,7 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/shoppolicy"
 	"github.com/sfsync/sfsync/pkg/targets"
 )
 
@@ -38,9 +39,9 @@ type Detector struct {
 	key    string
 
 	leading atomic.Bool
-	shops   *shopCache
+	shops   *shoppolicy.Cache
+	reports *shopReports
 	probe   *writerProbe
-	hook    targets.Mapping
 	keeper  *broker.Keeper
 
 	mirrorWarned time.Time // tail's goroutine only
@@ -91,12 +92,15 @@ func New(ctx context.Context, cfg Config, d Deps) (*Detector, error) {
 		instance: d.Instance, leaseTTL: d.LeaseTTL, start: start,
 		shopDB: db, key: Key(db, d.Store.Prefix()), keeper: d.Keeper,
 	}
-	det.shops = newShopCache(det)
+	pc := shoppolicy.Config{TTL: cfg.SettingsTTL, ShippedDelay: cfg.ShippedDelay}
 	if cfg.Targets.ToWebhook() {
-		if det.hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
+		if pc.Hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
 			return nil, err
 		}
 	}
+	det.reports = newShopReports(det)
+	pc.Loaded = det.reports.loaded
+	det.shops = shoppolicy.New(d.Store, pc)
 	if cfg.WriterCheck {
 		det.probe = &writerProbe{store: d.Store, log: d.Log, nowait: true}
 	}

@@ -8,98 +8,42 @@ import (
 	"time"
 
 	"github.com/sfsync/sfsync/pkg/prestashop"
-	"github.com/sfsync/sfsync/pkg/targets"
+	"github.com/sfsync/sfsync/pkg/shoppolicy"
 )
 
-// shop is what the detector knows of a shop's configuration.
-type shop struct {
-	settings prestashop.ShopSettings
-	// cfgErr is a configuration the merchant must fix (e.g. a malformed
-	// mapping list).
-	cfgErr error
-	block  prestashop.SyncBlock
-	delay  time.Duration
-	loaded time.Time
-	// hook is the webhook target's mapping for this shop.
-	hook targets.ShopMapping
-}
-
-// syncs reports whether changes of this shop are handled.
-func (s *shop) syncs() bool {
-	return !s.block.Blocked() && (s.cfgErr != nil || s.settings.SyncEnabled)
-}
-
-// shopCache reads shops' settings at most every SettingsTTL and reports
-// their problems at most once a minute each, to the log and to the back
-// office's process log.
-type shopCache struct {
+// shopReports reports the problems of each shop the policy reads anew, at
+// most once a minute each, to the log and to the back office's process
+// log, and keeps the blocked gauge.
+type shopReports struct {
 	d        *Detector
 	mu       sync.Mutex
-	shops    map[uint32]*shop
 	reported map[string]time.Time
 	tokenOK  map[uint32]bool
 }
 
-func newShopCache(d *Detector) *shopCache {
-	return &shopCache{d: d, shops: map[uint32]*shop{}, reported: map[string]time.Time{}, tokenOK: map[uint32]bool{}}
+func newShopReports(d *Detector) *shopReports {
+	return &shopReports{d: d, reported: map[string]time.Time{}, tokenOK: map[uint32]bool{}}
 }
 
-func (c *shopCache) get(ctx context.Context, id uint32) (*shop, error) {
-	c.mu.Lock()
-	sh, ok := c.shops[id]
-	c.mu.Unlock()
-	if ok && time.Since(sh.loaded) < c.d.cfg.SettingsTTL {
-		return sh, nil
-	}
-	sh, err := c.load(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.shops[id] = sh
-	c.mu.Unlock()
-	return sh, nil
-}
-
-func (c *shopCache) load(ctx context.Context, id uint32) (*shop, error) {
+// loaded is the policy's Loaded hook.
+func (c *shopReports) loaded(ctx context.Context, sh *shoppolicy.Shop) {
 	d := c.d
-	sh := &shop{loaded: time.Now()}
-	st, err := d.store.Settings(ctx, id)
-	var ce *prestashop.ConfigError
-	switch {
-	case errors.As(err, &ce):
-		sh.cfgErr = err
-		if d.cfg.Targets.ToShoppingFeed() {
-			c.report(ctx, id, "config", "shop configuration cannot be used; changes are kept as tasks until it is fixed: "+err.Error())
-		}
-	case err != nil:
-		return nil, err
-	default:
-		sh.settings = st
-	}
-	sh.delay = 5 * time.Minute
-	if sh.cfgErr == nil {
-		sh.delay = time.Duration(st.TimeShiftMinutes) * time.Minute
-	}
-	if d.cfg.ShippedDelay != nil {
-		// update_at is a DATETIME: whole seconds. Round up, so that a
-		// sub-second delay is not truncated to none.
-		sh.delay = (*d.cfg.ShippedDelay + time.Second - 1).Truncate(time.Second)
-	}
-	if sh.block, err = d.store.SyncBlocked(ctx, id); err != nil {
-		return nil, err
+	id := sh.ID
+	toSF := d.cfg.Targets.ToShoppingFeed()
+	if sh.ConfigErr != nil && toSF {
+		c.report(ctx, id, "config", "shop configuration cannot be used; changes are kept as tasks until it is fixed: "+sh.ConfigErr.Error())
 	}
 	label := strconv.FormatUint(uint64(id), 10)
-	toSF := d.cfg.Targets.ToShoppingFeed()
+	kind, reason := sh.Hold()
 	switch {
 	case !toSF:
 		// The guard and the sync switch are Shopping Feed's: with only the
 		// webhook target they block nothing and are not reported.
 		d.m.blocked.WithLabelValues(label).Set(0)
-	case sh.block.Blocked():
+	case kind == shoppolicy.HoldGuard:
 		d.m.blocked.WithLabelValues(label).Set(1)
-		c.report(ctx, id, "guard", sh.block.Reason)
-	case sh.cfgErr == nil && !st.SyncEnabled:
+		c.report(ctx, id, "guard", reason)
+	case kind == shoppolicy.HoldDisabled:
 		d.m.blocked.WithLabelValues(label).Set(1)
 		c.once(id, "disabled", func() {
 			d.log.Info("order sync disabled for shop; its changes are skipped", "shop_id", id, "key", prestashop.KeySyncEnabled)
@@ -107,20 +51,14 @@ func (c *shopCache) load(ctx context.Context, id uint32) (*shop, error) {
 	default:
 		d.m.blocked.WithLabelValues(label).Set(0)
 	}
-	if d.cfg.Targets.ToShoppingFeed() {
+	if toSF {
 		c.checkToken(ctx, id)
 	}
-	if d.hook != nil {
-		if sh.hook, err = d.hook.Resolve(ctx, d.store, id); err != nil {
-			return nil, err
-		}
-	}
-	return sh, nil
 }
 
 // report logs a shop's problem, and writes it to the process log, at most
 // once a minute.
-func (c *shopCache) report(ctx context.Context, shopID uint32, kind, msg string) {
+func (c *shopReports) report(ctx context.Context, shopID uint32, kind, msg string) {
 	key := kind + ":" + strconv.FormatUint(uint64(shopID), 10) + ":" + msg
 	c.mu.Lock()
 	last, seen := c.reported[key]
@@ -136,7 +74,7 @@ func (c *shopCache) report(ctx context.Context, shopID uint32, kind, msg string)
 	}
 }
 
-func (c *shopCache) once(shopID uint32, kind string, f func()) {
+func (c *shopReports) once(shopID uint32, kind string, f func()) {
 	key := kind + ":" + strconv.FormatUint(uint64(shopID), 10)
 	c.mu.Lock()
 	_, seen := c.reported[key]
@@ -149,7 +87,7 @@ func (c *shopCache) once(shopID uint32, kind string, f func()) {
 
 // checkToken reports once a shop that has no active Shopping Feed token:
 // its orders can only be sent with their own token or SF_TOKEN.
-func (c *shopCache) checkToken(ctx context.Context, id uint32) {
+func (c *shopReports) checkToken(ctx context.Context, id uint32) {
 	c.mu.Lock()
 	done := c.tokenOK[id]
 	c.tokenOK[id] = true

@@ -493,21 +493,21 @@ func (d *Detector) handle(ctx context.Context, cps *checkpoints, rows []historyR
 		if r.ShopID == 0 || !(r.SF || allOrders) {
 			continue
 		}
-		sh, err := d.shops.get(ctx, r.ShopID)
+		sh, err := d.shops.Shop(ctx, r.ShopID)
 		if err != nil {
 			return nil, nil, err
 		}
-		if toSF && r.SF && sh.syncs() {
+		if toSF && r.SF && sh.Syncs() {
 			p := pending{row: r, notBefore: r.At, op: "none"}
-			if sh.cfgErr != nil {
+			if sh.ConfigErr != nil {
 				// The mapping cannot be read: keep the change as a task that
 				// waits like a shipment; the sender judges it once the merchant
 				// fixes the configuration.
-				p.mapped, p.op, p.notBefore = true, "unknown", r.At.Add(sh.delay)
-			} else if op, ok := sh.settings.Mapping.Resolve(r.StateID); ok {
+				p.mapped, p.op, p.notBefore = true, "unknown", r.At.Add(sh.Delay)
+			} else if op, ok := sh.Operation(r.StateID); ok {
 				p.mapped, p.op = true, string(op)
 				if op == prestashop.OpShip {
-					p.notBefore = r.At.Add(sh.delay)
+					p.notBefore = r.At.Add(sh.Delay)
 				}
 			}
 			if p.mapped {
@@ -517,10 +517,10 @@ func (d *Detector) handle(ctx context.Context, cps *checkpoints, rows []historyR
 		}
 		// The webhook target: every mapped change of the orders it covers;
 		// the conflict guard is Shopping Feed's and does not apply.
-		if name, ok := sh.hook.Names[r.StateID]; toHook && ok {
+		if name, ok := sh.Hook.Names[r.StateID]; toHook && ok {
 			p := pending{row: r, notBefore: r.At, op: name, mapped: true, target: targets.Webhook}
-			if r.StateID == sh.hook.Shipping {
-				p.notBefore = r.At.Add(sh.delay)
+			if r.StateID == sh.Hook.Shipping {
+				p.notBefore = r.At.Add(sh.Delay)
 			}
 			hookChanges = append(hookChanges, prestashop.TaskChange{OrderID: r.OrderID, HistoryID: r.ID, UpdateAt: p.notBefore})
 			evs = append(evs, p)

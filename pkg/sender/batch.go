@@ -123,7 +123,7 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 		s.log.Debug("posting batch", "post", post, "operation", k.op, "store_id", k.storeID, "orders", orders)
 		defer s.log.Debug("batch settled", "post", post)
 	}
-	b, err := s.client.Operate(ctx, items[0].tok.secret, k.storeID, op, entries)
+	b, err := s.client.Operate(ctx, items[0].tok.Secret, k.storeID, op, entries)
 	switch {
 	case err == nil:
 		s.m.calls.WithLabelValues(string(op), "accepted").Inc()

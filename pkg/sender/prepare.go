@@ -5,22 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
-	"github.com/sfsync/sfsync/pkg/targets"
+	"github.com/sfsync/sfsync/pkg/shoppolicy"
 )
-
-// token is the Shopping Feed token and store an order is sent with.
-type token struct {
-	id      uint32 // shoppingfeed_token row; 0 for SF_TOKEN
-	secret  config.Secret
-	storeID string
-}
 
 // DetectorLagLimit bounds how long a task waits for the detector to bring
 // it the order's newest change (see prepare): past it, the detector is
@@ -38,17 +28,17 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 	if bad != nil {
 		return *bad
 	}
-	switch {
-	case sh.cfgErr != nil:
-		s.reportOnce(ctx, "config:"+sh.cfgErr.Error(), 0, "shop configuration cannot be used; updates wait until it is fixed: "+sh.cfgErr.Error(), "shop_id", o.ShopID)
-		return s.hold(ctx, it, time.Minute, "config", sh.cfgErr.Error())
-	case sh.block.Blocked():
-		s.reportOnce(ctx, "guard:"+sh.block.Reason, 0, sh.block.Reason, "shop_id", o.ShopID)
-		return s.hold(ctx, it, time.Minute, "guard", sh.block.Reason)
-	case !sh.settings.SyncEnabled:
-		return s.hold(ctx, it, time.Minute, "disabled", prestashop.KeySyncEnabled+" is off")
+	switch kind, why := sh.Hold(); kind {
+	case shoppolicy.HoldConfig:
+		s.reportOnce(ctx, "config:"+why, 0, "shop configuration cannot be used; updates wait until it is fixed: "+why, "shop_id", o.ShopID)
+		return s.hold(ctx, it, time.Minute, kind, why)
+	case shoppolicy.HoldGuard:
+		s.reportOnce(ctx, "guard:"+why, 0, why, "shop_id", o.ShopID)
+		return s.hold(ctx, it, time.Minute, kind, why)
+	case shoppolicy.HoldDisabled:
+		return s.hold(ctx, it, time.Minute, kind, why)
 	}
-	op, ok := sh.settings.Mapping.Resolve(o.CurrentState)
+	op, ok := sh.Operation(o.CurrentState)
 	if ok && o.LastChange > it.task.Last && o.LastChangeAge < DetectorLagLimit {
 		// The order changed again and the detector has not brought that
 		// change to this task yet. Sending now would send the new state,
@@ -64,7 +54,7 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 		}
 	}
 	if !ok {
-		st, _ := s.shops.state(ctx, o.CurrentState, o.LangID)
+		st, _ := s.shops.State(ctx, o.CurrentState, o.LangID)
 		return s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is in no mapping list: nothing sent to Shopping Feed", st.Name, o.CurrentState))
 	}
 	it.op = op
@@ -84,7 +74,7 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 		return s.fail(ctx, it, fmt.Sprintf("order %d has neither a Shopping Feed order id (id_internal_shoppingfeed) nor a marketplace reference and channel: Shopping Feed cannot identify it", orderID))
 	}
 	it.sfID, it.ref, it.channel = sf.InternalID, sf.MarketplaceRef, sf.Channel
-	tok, err := s.shops.token(ctx, sf.TokenID, o.ShopID)
+	tok, err := s.shops.Token(ctx, sf.TokenID, o.ShopID)
 	if err != nil {
 		s.reportOnce(ctx, "token:"+strconv.FormatUint(uint64(o.ShopID), 10), orderID,
 			fmt.Sprintf("shop %d: no Shopping Feed token to send with (shoppingfeed_token, SF_TOKEN): updates wait: %v", o.ShopID, err), "shop_id", o.ShopID)
@@ -93,7 +83,7 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 	it.tok = tok
 	it.size = s.cfg.BatchSize
 	if it.size == 0 {
-		it.size = sh.settings.MaxOrders
+		it.size = sh.Settings.MaxOrders
 	}
 	entry := shoppingfeed.OrderOperation{Order: ref}
 	switch op {
@@ -131,7 +121,7 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 // orderAndShop reads a claimed task's order and its shop's settings; when
 // it cannot, bad is the task's outcome (failed: the order is gone; held:
 // the database did not answer).
-func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order, sh *shop, bad *outcome) {
+func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order, sh *shoppolicy.Shop, bad *outcome) {
 	o, err := s.store.Order(ctx, it.task.OrderID)
 	if errors.Is(err, prestashop.ErrNotFound) {
 		out := s.fail(ctx, it, fmt.Sprintf("order %d no longer exists in the shop", it.task.OrderID))
@@ -139,7 +129,7 @@ func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order
 	}
 	if err == nil {
 		it.shopID = o.ShopID
-		sh, err = s.shops.get(ctx, o.ShopID)
+		sh, err = s.shops.Shop(ctx, o.ShopID)
 	}
 	if err != nil {
 		out := s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
@@ -152,12 +142,12 @@ func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order
 // flags as shipped (Delivered, say) ships the order when a shipped-list
 // state was reached since the task was created, so Shipped → Delivered
 // within the delay still ships.
-func (s *Sender) shippedSince(ctx context.Context, it *item, o prestashop.Order, sh *shop) (prestashop.Operation, bool, error) {
-	ships := sh.settings.Mapping[prestashop.OpShip]
+func (s *Sender) shippedSince(ctx context.Context, it *item, o prestashop.Order, sh *shoppolicy.Shop) (prestashop.Operation, bool, error) {
+	ships := sh.Settings.Mapping[prestashop.OpShip]
 	if len(ships) == 0 {
 		return "", false, nil
 	}
-	st, err := s.shops.state(ctx, o.CurrentState, o.LangID)
+	st, err := s.shops.State(ctx, o.CurrentState, o.LangID)
 	if err != nil || !st.Shipped {
 		return "", false, err
 	}
@@ -197,134 +187,4 @@ func (s *Sender) fail(ctx context.Context, it *item, reason string) outcome {
 	s.log.Error("update failed", "order_id", it.task.OrderID, "task_id", it.task.ID, "reason", reason)
 	s.processLog(ctx, it.task.OrderID, prestashop.LevelError, reason)
 	return acked()
-}
-
-// shop is what the sender knows of a shop, cached for SettingsTTL.
-type shop struct {
-	settings prestashop.ShopSettings
-	cfgErr   error
-	block    prestashop.SyncBlock
-	loaded   time.Time
-	hook     targets.ShopMapping
-}
-
-type shopCache struct {
-	s      *Sender
-	mu     sync.Mutex
-	shops  map[uint32]*shop
-	states map[string]cachedState
-	tokens map[string]cachedToken
-}
-
-type cachedState struct {
-	st     prestashop.OrderState
-	loaded time.Time
-}
-
-type cachedToken struct {
-	tok    token
-	err    error
-	loaded time.Time
-}
-
-func newShopCache(s *Sender) *shopCache {
-	return &shopCache{s: s, shops: map[uint32]*shop{}, states: map[string]cachedState{}, tokens: map[string]cachedToken{}}
-}
-
-func (c *shopCache) get(ctx context.Context, id uint32) (*shop, error) {
-	c.mu.Lock()
-	sh, ok := c.shops[id]
-	c.mu.Unlock()
-	if ok && time.Since(sh.loaded) < c.s.cfg.SettingsTTL {
-		return sh, nil
-	}
-	sh = &shop{loaded: time.Now()}
-	st, err := c.s.store.Settings(ctx, id)
-	var ce *prestashop.ConfigError
-	switch {
-	case errors.As(err, &ce):
-		sh.cfgErr = err
-	case err != nil:
-		return nil, err
-	}
-	sh.settings = st
-	if sh.block, err = c.s.store.SyncBlocked(ctx, id); err != nil {
-		return nil, err
-	}
-	if c.s.hook != nil {
-		if sh.hook, err = c.s.hook.Resolve(ctx, c.s.store, id); err != nil {
-			return nil, err
-		}
-	}
-	c.mu.Lock()
-	c.shops[id] = sh
-	c.mu.Unlock()
-	return sh, nil
-}
-
-func (c *shopCache) state(ctx context.Context, id, lang uint32) (prestashop.OrderState, error) {
-	key := strconv.FormatUint(uint64(id), 10) + "/" + strconv.FormatUint(uint64(lang), 10)
-	c.mu.Lock()
-	cs, ok := c.states[key]
-	c.mu.Unlock()
-	if ok && time.Since(cs.loaded) < time.Minute {
-		return cs.st, nil
-	}
-	st, err := c.s.store.OrderState(ctx, id, lang)
-	if err != nil {
-		return prestashop.OrderState{}, err
-	}
-	c.mu.Lock()
-	c.states[key] = cachedState{st: st, loaded: time.Now()}
-	c.mu.Unlock()
-	return st, nil
-}
-
-// token resolves the token an order is sent with: its own token row, else
-// the shop's active token, else SF_TOKEN and SF_STORE_ID.
-func (c *shopCache) token(ctx context.Context, tokenID, shopID uint32) (token, error) {
-	key := strconv.FormatUint(uint64(tokenID), 10) + "/" + strconv.FormatUint(uint64(shopID), 10)
-	c.mu.Lock()
-	ct, ok := c.tokens[key]
-	c.mu.Unlock()
-	if ok && time.Since(ct.loaded) < c.s.cfg.SettingsTTL {
-		return ct.tok, ct.err
-	}
-	tok, err := c.resolve(ctx, tokenID, shopID)
-	c.mu.Lock()
-	c.tokens[key] = cachedToken{tok: tok, err: err, loaded: time.Now()}
-	c.mu.Unlock()
-	return tok, err
-}
-
-func (c *shopCache) resolve(ctx context.Context, tokenID, shopID uint32) (token, error) {
-	var problems []string
-	if tokenID != 0 {
-		t, err := c.s.store.Token(ctx, tokenID)
-		switch {
-		case err == nil && t.StoreID != "" && t.Content != "":
-			return token{id: t.ID, secret: t.Content, storeID: t.StoreID}, nil
-		case err == nil:
-			problems = append(problems, fmt.Sprintf("token row %d has no store id or content", tokenID))
-		case errors.Is(err, prestashop.ErrNotFound):
-			problems = append(problems, fmt.Sprintf("token row %d does not exist", tokenID))
-		default:
-			return token{}, err
-		}
-	}
-	t, err := c.s.store.ActiveToken(ctx, shopID)
-	switch {
-	case err == nil && t.StoreID != "" && t.Content != "":
-		return token{id: t.ID, secret: t.Content, storeID: t.StoreID}, nil
-	case err == nil:
-		problems = append(problems, fmt.Sprintf("active token row %d has no store id or content", t.ID))
-	case errors.Is(err, prestashop.ErrNotFound):
-		problems = append(problems, "the shop has no active token")
-	default:
-		return token{}, err
-	}
-	if c.s.cfg.SFToken != "" {
-		return token{secret: c.s.cfg.SFToken, storeID: c.s.cfg.SFStoreID}, nil
-	}
-	return token{}, errors.New(strings.Join(append(problems, "SF_TOKEN is not set"), "; "))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/shoppolicy"
 	"github.com/sfsync/sfsync/pkg/targets"
 	"github.com/sfsync/sfsync/pkg/webhook"
 )
@@ -32,7 +33,7 @@ type Sender struct {
 	log      *slog.Logger
 	m        *metrics
 	instance string
-	shops    *shopCache
+	shops    *shoppolicy.Cache
 
 	items    chan *item
 	stopped  chan struct{} // closed when the batcher has stopped taking items
@@ -52,7 +53,6 @@ type Sender struct {
 	drain    time.Duration
 
 	// The webhook target.
-	hook       targets.Mapping
 	hookClient *http.Client
 	signer     webhook.Signer
 	clock      struct {
@@ -97,8 +97,9 @@ func New(cfg Config, d Deps) (*Sender, error) {
 	if s.drain <= 0 {
 		s.drain = 20 * time.Second
 	}
+	pc := shoppolicy.Config{TTL: cfg.SettingsTTL, SFToken: cfg.SFToken, SFStoreID: cfg.SFStoreID}
 	if cfg.Targets.ToWebhook() {
-		if s.hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
+		if pc.Hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
 			return nil, err
 		}
 		s.hookClient = &http.Client{Timeout: cfg.Targets.Hook.Timeout}
@@ -107,7 +108,7 @@ func New(cfg Config, d Deps) (*Sender, error) {
 	if len(s.instance) > 64 {
 		s.instance = s.instance[:64]
 	}
-	s.shops = newShopCache(s)
+	s.shops = shoppolicy.New(d.Store, pc)
 	return s, nil
 }
 
@@ -186,7 +187,7 @@ type item struct {
 	shopID   uint32
 	op       prestashop.Operation
 	entry    shoppingfeed.OrderOperation
-	tok      token
+	tok      shoppolicy.Token
 	size     int
 	sfID     string
 	ref      string
@@ -203,7 +204,7 @@ type groupKey struct {
 }
 
 func (it *item) key() groupKey {
-	return groupKey{tokenID: it.tok.id, storeID: it.tok.storeID, op: it.op}
+	return groupKey{tokenID: it.tok.ID, storeID: it.tok.StoreID, op: it.op}
 }
 
 // handle decides what one message needs. It never blocks on the API: due

@@ -61,9 +61,9 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) outcome {
 	if ch.HistoryID == 0 {
 		state = o.CurrentState
 	}
-	name, ok := sh.hook.Names[state]
+	name, ok := sh.Hook.Names[state]
 	if !ok {
-		st, _ := s.shops.state(ctx, state, o.LangID)
+		st, _ := s.shops.State(ctx, state, o.LangID)
 		return s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is not mapped for the webhook: nothing sent", st.Name, state))
 	}
 	hook := s.cfg.Targets.Hook
@@ -95,14 +95,14 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) outcome {
 		return s.drop(ctx, it, fmt.Sprintf("webhook: %s already delivered for this change", name))
 	}
 	it.hookChange = ch.HistoryID
-	p.PreviousStatus = sh.hook.Names[ch.Previous]
+	p.PreviousStatus = sh.Hook.Names[ch.Previous]
 	at := ch.At
 	offset, err := s.clockOffset(ctx)
 	if err != nil {
 		return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 	}
 	p.ChangedAt = at.Add(-offset).UTC().Format(time.RFC3339)
-	if state == sh.hook.Shipping {
+	if state == sh.Hook.Shipping {
 		tr, err := s.store.Tracking(ctx, orderID)
 		if err != nil {
 			return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())

@@ -14,6 +14,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/shoppolicy"
 )
 
 // handleCheck handles a new batch: it is checked at once.
@@ -441,46 +442,28 @@ type cred struct {
 // or a store id: it is held, not failed.
 var errNoCredentials = errors.New("no credentials")
 
-// credentials picks the token that reads the batch: the batch's
-// shoppingfeed_token row, else the shop's active token, else SF_TOKEN.
-// The batch's store is the one the sender recorded, else the token's.
+// credentials picks the token that reads the batch, by the shop policy's
+// token rule from the batch's shoppingfeed_token row. The batch's store is
+// the one the sender recorded, else the token's.
 func (p *Poller) credentials(ctx context.Context, b *batch) (cred, error) {
-	pick := func(t prestashop.Token) (cred, error) {
-		if b.store == "" {
-			b.store = t.StoreID
-		}
-		if b.store == "" {
-			return cred{}, fmt.Errorf("%w: batch %s names no store id, nor does shoppingfeed_token %d", errNoCredentials, b.id, t.ID)
-		}
-		return cred{token: t.Content, tokenID: t.ID, key: strconv.FormatUint(uint64(t.ID), 10) + "/" + b.store}, nil
+	tok, err := p.shops.Token(ctx, b.tokenID, b.shop)
+	if errors.Is(err, shoppolicy.ErrNoToken) {
+		return cred{}, fmt.Errorf("%w: batch %s: %w", errNoCredentials, b.id, err)
 	}
-	if b.tokenID != 0 {
-		t, err := p.store.Token(ctx, b.tokenID)
-		switch {
-		case err == nil && t.Content != "":
-			return pick(t)
-		case err != nil && !errors.Is(err, prestashop.ErrNotFound):
-			return cred{}, err
-		}
-		p.log.Debug("the batch's token row is gone or empty; using the shop's", append(b.attrs(), "token_id", b.tokenID)...)
+	if err != nil {
+		return cred{}, err
 	}
-	if b.shop != 0 {
-		t, err := p.store.ActiveToken(ctx, b.shop)
-		switch {
-		case err == nil && t.Content != "":
-			return pick(t)
-		case err != nil && !errors.Is(err, prestashop.ErrNotFound):
-			return cred{}, err
-		}
+	if b.store == "" {
+		b.store = tok.StoreID
 	}
-	switch {
-	case p.cfg.Token == "":
-		return cred{}, fmt.Errorf("%w: batch %s names no shoppingfeed_token row, shop %d has no active token, and SF_TOKEN is not set",
-			errNoCredentials, b.id, b.shop)
-	case b.store == "":
+	if b.store == "" {
 		return cred{}, fmt.Errorf("%w: batch %s names no store id", errNoCredentials, b.id)
 	}
-	return cred{token: p.cfg.Token, key: "env/" + b.store}, nil
+	key := "env/" + b.store
+	if tok.ID != 0 {
+		key = strconv.FormatUint(uint64(tok.ID), 10) + "/" + b.store
+	}
+	return cred{token: tok.Secret, tokenID: tok.ID, key: key}, nil
 }
 
 // hold stops reads with a rejected token for a minute: its batches are

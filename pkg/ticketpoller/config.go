@@ -12,6 +12,8 @@ type Config struct {
 	// Token reads the tickets of batches sent with no shoppingfeed_token
 	// row of their own, when the shop has no active token either.
 	Token config.Secret `env:"SF_TOKEN"`
+	// SettingsTTL is how long a shop's configuration and token are cached.
+	SettingsTTL time.Duration `env:"SETTINGS_TTL, default=5s"`
 	// MaxAge is how long a ticket may stay pending (or unreadable) before
 	// its task is marked failed.
 	MaxAge time.Duration `env:"TICKET_MAX_AGE, default=24h"`

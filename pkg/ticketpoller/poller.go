@@ -49,6 +49,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/shoppolicy"
 )
 
 // LogName is the process-log name of the poller's lines.
@@ -87,6 +88,7 @@ type Poller struct {
 	drain    time.Duration
 	mailer   *smtpMailer
 	keeper   *broker.Keeper
+	shops    *shoppolicy.Cache
 
 	// holdFor is how long reads with a rejected token stop.
 	holdFor time.Duration
@@ -125,6 +127,7 @@ func New(cfg Config, d Deps) (*Poller, error) {
 		cfg: cfg, store: d.Store, js: js, sf: d.SF, log: d.Log, m: m,
 		instance: d.Instance, drain: d.DrainTimeout, keeper: d.Keeper,
 		holdFor: time.Minute, holds: map[string]time.Time{}, loud: map[string]time.Time{},
+		shops: shoppolicy.New(d.Store, shoppolicy.Config{TTL: cfg.SettingsTTL, SFToken: cfg.Token}),
 	}
 	if cfg.SMTP.Set() {
 		p.mailer = newSMTPMailer(cfg.SMTP, cfg.SMTPTimeout, d.SMTPTLS)
