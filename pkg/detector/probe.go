@@ -2,7 +2,6 @@ package detector
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,43 +83,11 @@ func (p *writerProbe) check(ctx context.Context, lo, hi uint64) (probeResult, er
 }
 
 func (p *writerProbe) run(ctx context.Context, lo, hi uint64, nowait bool) (probeResult, error) {
-	conn, err := p.store.DB().Conn(ctx)
-	if err != nil {
+	n, err := p.store.LockHistoryRange(ctx, lo, hi, nowait)
+	switch {
+	case err != nil:
 		return probeUnavailable, err
-	}
-	defer conn.Close()
-	if !nowait {
-		if _, err := conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
-			return probeUnavailable, err
-		}
-	}
-	tx, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return probeUnavailable, err
-	}
-	defer tx.Rollback()
-	// A plain locking read, rows counted here: a locking read inside a
-	// derived table (SELECT COUNT(*) FROM (… FOR UPDATE NOWAIT)) is the
-	// kind of statement a server is least tested on.
-	q := "SELECT id_order_history FROM " + p.store.T("order_history") +
-		" WHERE id_order_history BETWEEN ? AND ? FOR UPDATE"
-	if nowait {
-		q += " NOWAIT"
-	}
-	rows, err := tx.QueryContext(ctx, q, lo, hi)
-	if err != nil {
-		return probeUnavailable, err
-	}
-	n := 0
-	for rows.Next() {
-		n++
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return probeUnavailable, err
-	}
-	if n > 0 {
+	case n > 0:
 		return probeCommitted, nil
 	}
 	return probeRolledBack, nil

@@ -1,0 +1,133 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/events"
+	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/shoppolicy"
+	"github.com/sfsync/sfsync/pkg/targets"
+)
+
+// dispatch routes rows, saves the tasks of mapped changes, mirrors next
+// (see tail), then publishes the events; the caller awaits the
+// acknowledgements.
+func (d *Detector) dispatch(ctx context.Context, cps *checkpoints, rows []prestashop.HistoryRow, next Checkpoint) ([]routed, []jetstream.PubAckFuture, error) {
+	if len(rows) == 0 {
+		return nil, nil, nil
+	}
+	shops := map[uint32]*shoppolicy.Shop{}
+	for _, r := range rows {
+		if _, ok := shops[r.ShopID]; ok || !concerned(r, d.cfg.Targets) {
+			continue
+		}
+		sh, err := d.shops.Shop(ctx, r.ShopID)
+		if err != nil {
+			return nil, nil, err
+		}
+		shops[r.ShopID] = sh
+	}
+	evs := route(rows, shops, d.cfg.Targets)
+	var changes, hookChanges []prestashop.TaskChange
+	for _, p := range evs {
+		c := prestashop.TaskChange{OrderID: p.row.OrderID, HistoryID: p.row.ID, UpdateAt: p.notBefore}
+		switch {
+		case p.target == targets.Webhook:
+			hookChanges = append(hookChanges, c)
+		case p.mapped:
+			changes = append(changes, c)
+		}
+	}
+	taskIDs := map[uint32]uint64{}
+	if len(changes) > 0 {
+		var err error
+		if taskIDs, err = d.store.UpsertSyncTasks(ctx, changes); err != nil {
+			return nil, nil, err
+		}
+	}
+	hookIDs := map[uint32]uint64{}
+	if len(hookChanges) > 0 {
+		var err error
+		if hookIDs, err = d.store.UpsertTasks(ctx, prestashop.ActionWebhook, hookChanges); err != nil {
+			return nil, nil, err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err() // the lease may be gone: publish nothing more
+	}
+	if err := d.mirror(ctx, cps, next); err != nil {
+		return nil, nil, err
+	}
+	futs, err := d.publish(evs, next.Position, taskIDs, hookIDs)
+	return evs, futs, err
+}
+
+// publish sends one event per routed row, each with its task id and the
+// detector's position, without waiting for the acknowledgements.
+func (d *Detector) publish(evs []routed, position uint64, taskIDs, hookIDs map[uint32]uint64) ([]jetstream.PubAckFuture, error) {
+	futs := make([]jetstream.PubAckFuture, 0, len(evs))
+	for _, p := range evs {
+		ev := events.Change{
+			ShopDB: d.shopDB, ShopID: p.row.ShopID, OrderID: p.row.OrderID, HistoryID: p.row.ID, StateID: p.row.StateID,
+			ChangedAt: p.row.At, NotBefore: p.notBefore, Position: position, Source: events.SourceDetector, Target: p.target,
+		}
+		switch {
+		case p.target == targets.Webhook:
+			ev.TaskID = hookIDs[p.row.OrderID]
+		case p.mapped:
+			ev.TaskID = taskIDs[p.row.OrderID]
+		}
+		f, err := d.js.PublishMsgAsync(ev.Msg(p.op, events.DetectedID(d.key, p.row.ID, p.target)))
+		if err != nil {
+			return nil, fmt.Errorf("publish order %d change %d: %w", p.row.OrderID, p.row.ID, err)
+		}
+		futs = append(futs, f)
+	}
+	return futs, nil
+}
+
+func awaitAcks(ctx context.Context, futs []jetstream.PubAckFuture) error {
+	timeout := time.NewTimer(15 * time.Second)
+	defer timeout.Stop()
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish event: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			return errors.New("publish event: no acknowledgement from JetStream within 15s")
+		}
+	}
+	return nil
+}
+
+// observe updates the lag metrics after a poll.
+func (d *Detector) observe(ctx context.Context, cp Checkpoint, rows []prestashop.HistoryRow, full bool) {
+	d.m.position.Set(float64(cp.Position))
+	d.m.gapsOpen.Set(float64(cp.gapIDs()))
+	if !full {
+		d.m.lagRows.Set(0)
+		d.m.lagSeconds.Set(0)
+		return
+	}
+	if last, err := d.store.MaxHistoryID(ctx); err == nil && last >= cp.Position {
+		d.m.lagRows.Set(float64(last - cp.Position))
+	}
+	if now, err := d.store.Now(ctx); err == nil && len(rows) > 0 {
+		d.m.lagSeconds.Set(max0(now.Sub(rows[len(rows)-1].At).Seconds()))
+	}
+}
+
+func max0(f float64) float64 {
+	if f < 0 {
+		return 0
+	}
+	return f
+}
