@@ -4,7 +4,6 @@ package ops
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,47 +136,22 @@ func taskState(action string, failed bool) string {
 func (e *Env) ReadStatus(ctx context.Context) (Status, error) {
 	var st Status
 	s := e.Store
-	rows, err := s.DB().QueryContext(ctx, `SELECT COALESCE(o.id_shop, 0), t.action, t.sfsync_failed_at IS NOT NULL, COUNT(*)
-	   FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
-	   GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
+	counts, err := s.TaskCounts(ctx)
 	if err != nil {
-		return st, fmt.Errorf("count tasks: %w", err)
+		return st, err
 	}
-	for rows.Next() {
-		var tc TaskCount
-		var action string
-		var failed bool
-		if err := rows.Scan(&tc.ShopID, &action, &failed, &tc.Count); err != nil {
-			rows.Close()
-			return st, err
-		}
-		tc.State = taskState(action, failed)
-		st.Tasks = append(st.Tasks, tc)
+	for _, c := range counts {
+		st.Tasks = append(st.Tasks, TaskCount{ShopID: c.ShopID, State: taskState(c.Action, c.Failed), Count: c.Count})
 	}
-	rows.Close()
-	var oldest sql.NullTime
-	_ = s.DB().QueryRowContext(ctx, "SELECT MIN(update_at) FROM "+s.T("shoppingfeed_task_order")+
-		" WHERE action = ? AND sfsync_failed_at IS NULL AND update_at <= NOW()", prestashop.ActionSyncStatus).Scan(&oldest)
-	if oldest.Valid {
-		st.OldestDue = &oldest.Time
-	}
-	_ = s.DB().QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT batch_id) FROM "+s.T("shoppingfeed_task_order")+
-		" WHERE action = ? AND sfsync_failed_at IS NULL", prestashop.ActionCheckTicketStatus).Scan(&st.TicketsPending, &st.BatchesPending)
-	frows, err := s.DB().QueryContext(ctx, `SELECT t.id_order, COALESCE(o.reference, ''), COALESCE(t.sfsync_operation, ''), COALESCE(t.sfsync_error, ''), t.sfsync_failed_at
-	   FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
-	   WHERE t.sfsync_failed_at IS NOT NULL ORDER BY t.sfsync_failed_at DESC LIMIT 10`)
+	st.OldestDue, _ = s.OldestDue(ctx)
+	st.TicketsPending, st.BatchesPending, _ = s.PendingTickets(ctx)
+	failures, err := s.RecentFailures(ctx, 10)
 	if err != nil {
-		return st, fmt.Errorf("list failures: %w", err)
+		return st, err
 	}
-	for frows.Next() {
-		var f Failure
-		if err := frows.Scan(&f.OrderID, &f.Reference, &f.Operation, &f.Error, &f.At); err != nil {
-			frows.Close()
-			return st, err
-		}
-		st.Failures = append(st.Failures, f)
+	for _, f := range failures {
+		st.Failures = append(st.Failures, Failure(f))
 	}
-	frows.Close()
 	if e.JS == nil {
 		st.Broker = fmt.Sprint(e.NATSErr)
 		return st, nil
@@ -224,10 +198,8 @@ func (e *Env) detectorStatus(ctx context.Context) (*DetectorStatus, error) {
 			ds.Position, ds.Gaps = cp.Position, len(cp.Gaps)
 		}
 	}
-	var max uint64
-	_ = e.Store.DB().QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_history), 0) FROM "+e.Store.T("order_history")).Scan(&max)
-	if max > ds.Position {
-		ds.LagRows = max - ds.Position
+	if last, err := e.Store.MaxHistoryID(ctx); err == nil && last > ds.Position {
+		ds.LagRows = last - ds.Position
 	}
 	if kv, err := e.JS.KeyValue(ctx, broker.LeaseBucket); err == nil {
 		if entry, err := kv.Get(ctx, key); err == nil {
@@ -304,99 +276,28 @@ var ErrNothing = errors.New("nothing matched")
 // due now and wakes the sender; it returns the orders re-queued.
 func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 	s := e.Store
-	t := s.T("shoppingfeed_task_order")
-	q := "SELECT t.id_shoppingfeed_task_order, t.id_order, COALESCE(o.id_shop, 0), t.action FROM " + t + " t LEFT JOIN " + s.T("orders") +
-		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL"
-	var args []any
-	if orderID != 0 {
-		q += " AND t.id_order = ?"
-		args = append(args, orderID)
-	}
-	rows, err := s.DB().QueryContext(ctx, q+" ORDER BY t.id_shoppingfeed_task_order", args...)
-	if err != nil {
-		return nil, fmt.Errorf("list failed tasks: %w", err)
-	}
-	type failed struct {
-		id     uint64
-		order  uint32
-		shop   uint32
-		action string
-	}
-	var fs []failed
-	for rows.Next() {
-		var f failed
-		if err := rows.Scan(&f.id, &f.order, &f.shop, &f.action); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		fs = append(fs, f)
-	}
-	rows.Close()
-	if len(fs) == 0 {
-		return nil, ErrNothing
-	}
-	type key struct {
-		order  uint32
-		action string
-	}
+	woken, err := s.RequeueFailed(ctx, orderID)
 	var orders []uint32
-	var woken []key
-	shops := map[uint32]uint32{}
-	seen := map[key]bool{}
-	for _, f := range fs {
-		// A failed webhook update stays a webhook task; anything else is
-		// re-queued for Shopping Feed.
-		action := prestashop.ActionSyncStatus
-		if f.action == prestashop.ActionWebhook {
-			action = prestashop.ActionWebhook
+	for _, w := range woken {
+		if !slices.Contains(orders, w.OrderID) {
+			orders = append(orders, w.OrderID)
 		}
-		k := key{f.order, action}
-		tx, err := s.DB().BeginTx(ctx, nil)
-		if err != nil {
-			return orders, err
-		}
-		var pending int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE action = ? AND id_order = ? AND sfsync_failed_at IS NULL AND id_shoppingfeed_task_order <> ? FOR UPDATE",
-			action, f.order, f.id).Scan(&pending); err != nil {
-			tx.Rollback()
-			return orders, err
-		}
-		if pending > 0 || seen[k] {
-			// The order already has a pending update, which sends its
-			// current state: the failed row is superseded.
-			_, err = tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order = ?", f.id)
-		} else {
-			_, err = tx.ExecContext(ctx, "UPDATE "+t+" SET action = ?, ticket_number = NULL, batch_id = NULL, update_at = NOW(), date_upd = NOW(),"+
-				" sfsync_attempts = 0, sfsync_failed_at = NULL, sfsync_error = NULL, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
-				" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ?", action, f.id)
-		}
-		if err != nil {
-			tx.Rollback()
-			return orders, fmt.Errorf("re-queue task %d: %w", f.id, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return orders, err
-		}
-		if !seen[k] {
-			seen[k] = true
-			woken = append(woken, k)
-			if !slices.Contains(orders, f.order) {
-				orders = append(orders, f.order)
-			}
-			shops[f.order] = f.shop
-		}
+	}
+	if err != nil {
+		return orders, err
+	}
+	if len(woken) == 0 {
+		return nil, ErrNothing
 	}
 	if e.JS != nil {
 		db, _ := s.DatabaseName(ctx)
-		for _, k := range woken {
-			o := k.order
-			ev := events.Change{ShopDB: db, ShopID: shops[o], OrderID: o, Source: events.SourceRetry}
-			if k.action == prestashop.ActionWebhook {
+		for _, w := range woken {
+			ev := events.Change{ShopDB: db, ShopID: w.ShopID, OrderID: w.OrderID, Source: events.SourceRetry}
+			if w.Action == prestashop.ActionWebhook {
 				ev.Target = targets.Webhook
 			}
-			msg := ev.Msg("retry", "")
-			if _, err := e.JS.PublishMsg(ctx, msg); err != nil {
-				return orders, fmt.Errorf("wake the sender for order %d (the sweeper will): %w", o, err)
+			if _, err := e.JS.PublishMsg(ctx, ev.Msg("retry", "")); err != nil {
+				return orders, fmt.Errorf("wake the sender for order %d (the sweeper will): %w", w.OrderID, err)
 			}
 		}
 	}

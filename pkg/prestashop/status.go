@@ -1,0 +1,182 @@
+package prestashop
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// What `sfsync status` and `sfsync retry` read and change in the task table.
+
+// TaskCount counts one shop's tasks of one action, failed or not.
+type TaskCount struct {
+	ShopID uint32
+	Action string
+	Failed bool
+	Count  int
+}
+
+// TaskCounts counts the tasks by shop, action and failure.
+func (s *Store) TaskCounts(ctx context.Context) ([]TaskCount, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT COALESCE(o.id_shop, 0), t.action, t.sfsync_failed_at IS NOT NULL, COUNT(*)
+	   FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
+	   GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
+	if err != nil {
+		return nil, fmt.Errorf("count tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []TaskCount
+	for rows.Next() {
+		var c TaskCount
+		if err := rows.Scan(&c.ShopID, &c.Action, &c.Failed, &c.Count); err != nil {
+			return nil, fmt.Errorf("count tasks: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// OldestDue is the due time of the oldest Shopping Feed update due and not
+// sent; nil when none is.
+func (s *Store) OldestDue(ctx context.Context) (*time.Time, error) {
+	var oldest sql.NullTime
+	if err := s.db.QueryRowContext(ctx, "SELECT MIN(update_at) FROM "+s.T("shoppingfeed_task_order")+
+		" WHERE action = ? AND sfsync_failed_at IS NULL AND update_at <= NOW()", ActionSyncStatus).Scan(&oldest); err != nil {
+		return nil, fmt.Errorf("read the oldest due update: %w", err)
+	}
+	if !oldest.Valid {
+		return nil, nil
+	}
+	return &oldest.Time, nil
+}
+
+// PendingTickets counts the orders whose ticket is followed, and their
+// batches.
+func (s *Store) PendingTickets(ctx context.Context) (orders, batches int, err error) {
+	err = s.db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT batch_id) FROM "+s.T("shoppingfeed_task_order")+
+		" WHERE action = ? AND sfsync_failed_at IS NULL", ActionCheckTicketStatus).Scan(&orders, &batches)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count pending tickets: %w", err)
+	}
+	return orders, batches, nil
+}
+
+// RecentFailure is a failed task as `sfsync status` lists it.
+type RecentFailure struct {
+	OrderID   uint32
+	Reference string
+	Operation string
+	Error     string
+	At        time.Time
+}
+
+// RecentFailures lists the newest failed tasks, newest first.
+func (s *Store) RecentFailures(ctx context.Context, limit int) ([]RecentFailure, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT t.id_order, COALESCE(o.reference, ''), COALESCE(t.sfsync_operation, ''), COALESCE(t.sfsync_error, ''), t.sfsync_failed_at
+	   FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
+	   WHERE t.sfsync_failed_at IS NOT NULL ORDER BY t.sfsync_failed_at DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list failures: %w", err)
+	}
+	defer rows.Close()
+	var out []RecentFailure
+	for rows.Next() {
+		var f RecentFailure
+		if err := rows.Scan(&f.OrderID, &f.Reference, &f.Operation, &f.Error, &f.At); err != nil {
+			return nil, fmt.Errorf("list failures: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// Requeued is an order whose failed update `sfsync retry` queued again.
+type Requeued struct {
+	OrderID uint32
+	ShopID  uint32
+	// Action is the pending task's: SYNC_STATUS, or SFSYNC_WEBHOOK for a
+	// failed webhook update (it stays a webhook task).
+	Action string
+}
+
+// RequeueFailed queues the failed tasks of one order (orderID 0: of every
+// order) again as pending tasks due now, one per order and action: a failed
+// row whose order already has a pending update of its action is superseded
+// by it and deleted. It returns each order and action once, in task order;
+// with nothing failed, an empty list.
+func (s *Store) RequeueFailed(ctx context.Context, orderID uint32) ([]Requeued, error) {
+	t := s.T("shoppingfeed_task_order")
+	q := "SELECT t.id_shoppingfeed_task_order, t.id_order, COALESCE(o.id_shop, 0), t.action FROM " + t + " t LEFT JOIN " + s.T("orders") +
+		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL"
+	var args []any
+	if orderID != 0 {
+		q += " AND t.id_order = ?"
+		args = append(args, orderID)
+	}
+	rows, err := s.db.QueryContext(ctx, q+" ORDER BY t.id_shoppingfeed_task_order", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list failed tasks: %w", err)
+	}
+	type failed struct {
+		id uint64
+		Requeued
+	}
+	var fs []failed
+	for rows.Next() {
+		var f failed
+		if err := rows.Scan(&f.id, &f.OrderID, &f.ShopID, &f.Action); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list failed tasks: %w", err)
+		}
+		if f.Action != ActionWebhook {
+			f.Action = ActionSyncStatus // anything else is re-queued for Shopping Feed
+		}
+		fs = append(fs, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list failed tasks: %w", err)
+	}
+	var out []Requeued
+	for _, f := range fs {
+		seen := slices.ContainsFunc(out, func(r Requeued) bool { return r.OrderID == f.OrderID && r.Action == f.Action })
+		if err := s.requeue(ctx, f.id, f.Requeued, seen); err != nil {
+			return out, err
+		}
+		if !seen {
+			out = append(out, f.Requeued)
+		}
+	}
+	return out, nil
+}
+
+// requeue turns one failed row into its order's pending task, or deletes it
+// when the order has one already (superseded).
+func (s *Store) requeue(ctx context.Context, id uint64, f Requeued, superseded bool) error {
+	t := s.T("shoppingfeed_task_order")
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var pending int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE action = ? AND id_order = ? AND sfsync_failed_at IS NULL AND id_shoppingfeed_task_order <> ? FOR UPDATE",
+		f.Action, f.OrderID, id).Scan(&pending); err != nil {
+		return err
+	}
+	if pending > 0 || superseded {
+		// The order already has a pending update, which sends its
+		// current state: the failed row is superseded.
+		_, err = tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order = ?", id)
+	} else {
+		_, err = tx.ExecContext(ctx, "UPDATE "+t+" SET action = ?, ticket_number = NULL, batch_id = NULL, update_at = NOW(), date_upd = NOW(),"+
+			" sfsync_attempts = 0, sfsync_failed_at = NULL, sfsync_error = NULL, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
+			" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ?", f.Action, id)
+	}
+	if err != nil {
+		return fmt.Errorf("re-queue task %d: %w", id, err)
+	}
+	return tx.Commit()
+}
