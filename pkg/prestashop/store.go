@@ -1,7 +1,3 @@
-// Package prestashop reads a PrestaShop shop's database the way PrestaShop
-// does, and owns the tables sfsync shares with the official Shopping Feed
-// module (shoppingfeed_task_order, shoppingfeed_processlogger). It never
-// writes to a core table.
 package prestashop
 
 import (

@@ -1,0 +1,49 @@
+// Package prestashop reads a PrestaShop shop's database the way PrestaShop
+// does, and owns the tables sfsync shares with the official Shopping Feed
+// module (shoppingfeed_task_order, shoppingfeed_processlogger). It never
+// writes to a core table. All of sfsync's SQL on shop and module tables is
+// here.
+//
+// # Task states
+//
+// An order's update lives as one row of shoppingfeed_task_order, the
+// module's own table, with sfsync's columns (sfsync_*) beside the module's.
+// A row is in one of these states:
+//
+//	pending    action SYNC_STATUS (SFSYNC_WEBHOOK for the webhook target),
+//	           sfsync_failed_at NULL, no live claim; due at update_at
+//	claimed    pending, with sfsync_claim_owner and a sfsync_claim_until in
+//	           the future: one sender prepares or sends it
+//	sent       action CHECK_TICKET_SYNC_STATUS with batch_id and
+//	           sfsync_token_id: Shopping Feed accepted it; the ticket
+//	           poller follows its ticket
+//	failed     sfsync_failed_at set, sfsync_error the reason; reported once
+//	           (sfsync_reported_at) in the merchant's error report
+//	done       the row is deleted, and sfsync_task_done keeps the order's
+//	           last history id that went out (or needed nothing)
+//
+// Transitions, and the function that makes each:
+//
+//	(none)  → pending   UpsertTasks: the detector saved a mapped change
+//	pending → pending   UpsertTasks: a newer change moves update_at and the
+//	                    history ids (a failed row is re-queued the same way)
+//	pending → claimed   ClaimTask (RenewClaims while in hand)
+//	claimed → pending   ReleaseTask (held: tracking number, guard, token,
+//	                    configuration), CountAttempt (a retryable error), or
+//	                    the claim's lapse (a sender that died)
+//	claimed → sent      RecordSent (with the batch id, after the POST)
+//	claimed → failed    FailTask (refused, or SEND_MAX_ATTEMPTS reached)
+//	claimed → done      DropTask (the current state needs no update), or the
+//	                    webhook delivered it
+//	sent    → done      ApplyTicketResults: the ticket succeeded
+//	sent    → failed    ApplyTicketResults: the ticket failed, expired, or
+//	                    its batch is unknown
+//	failed  → done      superseded: a newer update of the order succeeded
+//	                    (SupersedeFailures)
+//	failed  → pending   UpsertTasks (the merchant's next change) or
+//	                    RequeueFailed (sfsync retry)
+//
+// Every transition out of claimed checks the claim's owner, and one that a
+// newer change reached meanwhile (last history id moved) leaves the row
+// pending, so that the newer change is sent next.
+package prestashop
