@@ -15,7 +15,7 @@ import (
 func TestRouteDecidesWhatEachRowBecomes(t *testing.T) {
 	const (
 		processing, shipped, canceled, delivered uint32 = 3, 4, 6, 5
-		delay                                          = 5 * time.Minute
+		delay                                           = 5 * time.Minute
 	)
 	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	mapping := prestashop.Mapping{prestashop.OpShip: {shipped}, prestashop.OpCancel: {canceled}}
