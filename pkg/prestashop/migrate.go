@@ -3,6 +3,7 @@ package prestashop
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -103,21 +104,40 @@ var taskColumns = []struct{ name, def string }{
 	{"sfsync_reported_at", "DATETIME NULL DEFAULT NULL"},
 }
 
-var taskIndexes = []struct{ name, cols string }{
+// index is an index sfsync adds to a table.
+type index struct{ name, cols string }
+
+var taskIndexes = []index{
 	{"sfsync_due", "`action`, `update_at`"},
 	{"sfsync_order", "`id_order`, `action`"},
 	{"sfsync_batch", "`batch_id`"},
 	{"sfsync_failed", "`sfsync_failed_at`, `sfsync_reported_at`"},
 }
 
-var logIndexes = []struct{ name, cols string }{
+var logIndexes = []index{
 	{"sfsync_object", "`object_name`, `object_id`"},
 }
 
+// ownTables are the tables Migrate creates when missing (the module's two
+// as the module does, for shops that never ran it), by name.
+var ownTables = []struct{ name, ddl string }{
+	{"shoppingfeed_task_order", TaskOrderDDL},
+	{"shoppingfeed_processlogger", ProcessLoggerDDL},
+	{"sfsync_meta", metaDDL},
+	{"sfsync_webhook_delivered", webhookDeliveredDDL},
+	{"sfsync_task_done", taskDoneDDL},
+}
+
+// shopTables are PrestaShop's and the module's tables sfsync reads and
+// cannot create.
+var shopTables = []string{"orders", "order_history", "shoppingfeed_order", "shoppingfeed_token"}
+
 // Migrate creates the tables sfsync owns when missing and adds its columns
 // and indexes to the module's tables when missing. It never touches a core
-// table. Several processes may run it at once: they take turns on a named
-// lock, and every step checks before it changes anything.
+// table. It needs CREATE, ALTER and INDEX: run it once as an admin (`sfsync
+// migrate`); workers only call it when CheckSchema finds something missing
+// (MIGRATE=auto). Several processes may run it at once: they take turns on
+// a named lock, and every step checks before it changes anything.
 func (s *Store) Migrate(ctx context.Context) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -137,16 +157,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 		defer cancel()
 		_, _ = conn.ExecContext(rctx, "SELECT RELEASE_LOCK(CONCAT(LEFT(DATABASE(), 32), '.', ?))", lock)
 	}()
-
-	for _, ddl := range []string{
-		fmt.Sprintf(TaskOrderDDL, s.T("shoppingfeed_task_order")),
-		fmt.Sprintf(ProcessLoggerDDL, s.T("shoppingfeed_processlogger")),
-		fmt.Sprintf(metaDDL, s.T("sfsync_meta")),
-		fmt.Sprintf(webhookDeliveredDDL, s.T("sfsync_webhook_delivered")),
-		fmt.Sprintf(taskDoneDDL, s.T("sfsync_task_done")),
-	} {
-		if _, err := conn.ExecContext(ctx, ddl); err != nil {
-			return fmt.Errorf("migrate: create table: %w", err)
+	for _, t := range ownTables {
+		ok, err := s.exists(ctx, conn, tableQuery, s.prefix+t.name)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if ok {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(t.ddl, s.T(t.name))); err != nil {
+			return fmt.Errorf("migrate: create table %s: %w", s.prefix+t.name, err)
 		}
 	}
 	task := s.prefix + "shoppingfeed_task_order"
@@ -175,13 +195,28 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) addColumn(ctx context.Context, conn *sql.Conn, table, column, def string) error {
+// What information_schema is asked.
+const (
+	tableQuery  = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+	columnQuery = "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?"
+	indexQuery  = "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?"
+)
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) exists(ctx context.Context, q querier, query string, args ...any) (bool, error) {
 	var n int
-	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", table, column).Scan(&n); err != nil {
-		return fmt.Errorf("migrate: inspect %s.%s: %w", table, column, err)
+	if err := q.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return false, fmt.Errorf("inspect %v: %w", args, err)
 	}
-	if n > 0 {
-		return nil
+	return n > 0, nil
+}
+
+func (s *Store) addColumn(ctx context.Context, conn *sql.Conn, table, column, def string) error {
+	if ok, err := s.exists(ctx, conn, columnQuery, table, column); err != nil || ok {
+		return err
 	}
 	if _, err := conn.ExecContext(ctx, "ALTER TABLE `"+table+"` ADD COLUMN `"+column+"` "+def); err != nil {
 		return fmt.Errorf("migrate: add column %s.%s: %w", table, column, err)
@@ -210,12 +245,8 @@ func (s *Store) addEnumValue(ctx context.Context, conn *sql.Conn, table, column,
 }
 
 func (s *Store) addIndex(ctx context.Context, conn *sql.Conn, table, name, cols string) error {
-	var n int
-	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?", table, name).Scan(&n); err != nil {
-		return fmt.Errorf("migrate: inspect index %s.%s: %w", table, name, err)
-	}
-	if n > 0 {
-		return nil
+	if ok, err := s.exists(ctx, conn, indexQuery, table, name); err != nil || ok {
+		return err
 	}
 	if _, err := conn.ExecContext(ctx, "ALTER TABLE `"+table+"` ADD INDEX `"+name+"` ("+cols+")"); err != nil {
 		return fmt.Errorf("migrate: add index %s.%s: %w", table, name, err)
@@ -223,43 +254,78 @@ func (s *Store) addIndex(ctx context.Context, conn *sql.Conn, table, name, cols 
 	return nil
 }
 
-// SchemaStatus describes what Migrate would change; empty Missing means up to date.
+// SchemaStatus describes what Migrate would change; empty Missing means up
+// to date.
 type SchemaStatus struct {
 	Version int
-	Missing []string
+	// Missing names each table, column, index or value sfsync needs that
+	// is not there; ShopMissing those of them Migrate cannot create
+	// (PrestaShop's and the module's own tables).
+	Missing     []string
+	ShopMissing []string
 }
 
-// CheckSchema reports the tables, columns and indexes sfsync needs that are
-// missing, without changing anything.
+// CheckSchema reports what Migrate would add (and the shop tables it
+// cannot), without changing anything. It needs no more than SELECT on the
+// shop database.
 func (s *Store) CheckSchema(ctx context.Context) (SchemaStatus, error) {
 	var st SchemaStatus
-	exists := func(q string, args ...any) (bool, error) {
-		var n int
-		err := s.db.QueryRowContext(ctx, q, args...).Scan(&n)
-		return n > 0, err
-	}
-	for _, t := range []string{"shoppingfeed_task_order", "shoppingfeed_processlogger", "sfsync_meta", "sfsync_task_done", "orders", "order_history", "shoppingfeed_order", "shoppingfeed_token"} {
-		ok, err := exists("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", s.prefix+t)
+	missing := func(what, query string, args ...any) error {
+		ok, err := s.exists(ctx, s.db, query, args...)
 		if err != nil {
-			return st, fmt.Errorf("check schema: %w", err)
+			return fmt.Errorf("check schema: %w", err)
 		}
 		if !ok {
-			st.Missing = append(st.Missing, "table "+s.prefix+t)
+			st.Missing = append(st.Missing, what)
+		}
+		return nil
+	}
+	for _, t := range shopTables {
+		before := len(st.Missing)
+		if err := missing("table "+s.prefix+t, tableQuery, s.prefix+t); err != nil {
+			return st, err
+		}
+		if len(st.Missing) > before {
+			st.ShopMissing = append(st.ShopMissing, st.Missing[before])
+			st.Missing = st.Missing[:before]
 		}
 	}
+	for _, t := range ownTables {
+		if err := missing("table "+s.prefix+t.name, tableQuery, s.prefix+t.name); err != nil {
+			return st, err
+		}
+	}
+	task, log := s.prefix+"shoppingfeed_task_order", s.prefix+"shoppingfeed_processlogger"
 	for _, c := range taskColumns {
-		ok, err := exists("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", s.prefix+"shoppingfeed_task_order", c.name)
-		if err != nil {
-			return st, fmt.Errorf("check schema: %w", err)
+		if err := missing("column "+task+"."+c.name, columnQuery, task, c.name); err != nil {
+			return st, err
 		}
-		if !ok {
-			st.Missing = append(st.Missing, "column "+s.prefix+"shoppingfeed_task_order."+c.name)
+	}
+	for _, ix := range taskIndexes {
+		if err := missing("index "+task+"."+ix.name, indexQuery, task, ix.name); err != nil {
+			return st, err
 		}
+	}
+	for _, ix := range logIndexes {
+		if err := missing("index "+log+"."+ix.name, indexQuery, log, ix.name); err != nil {
+			return st, err
+		}
+	}
+	var typ sql.NullString
+	err := s.db.QueryRowContext(ctx, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'action'", task).Scan(&typ)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return st, fmt.Errorf("check schema: %w", err)
+	case !strings.Contains(typ.String, "'"+ActionWebhook+"'"):
+		st.Missing = append(st.Missing, "value "+ActionWebhook+" of "+task+".action")
 	}
 	var v sql.NullString
-	err := s.db.QueryRowContext(ctx, "SELECT value FROM "+s.T("sfsync_meta")+" WHERE name = 'schema_version'").Scan(&v)
-	if err == nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT value FROM "+s.T("sfsync_meta")+" WHERE name = 'schema_version'").Scan(&v); err == nil {
 		fmt.Sscan(v.String, &st.Version)
+	}
+	if len(st.Missing) == 0 && st.Version < SchemaVersion {
+		st.Missing = append(st.Missing, fmt.Sprintf("schema version %d (have %d)", SchemaVersion, st.Version))
 	}
 	return st, nil
 }

@@ -56,66 +56,8 @@ func TestBrokerWipedMidRunLosesNothing(t *testing.T) {
 		DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1},
 		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second,
 	}
-	open := func(name string) *service.Deps {
-		t.Helper()
-		d, err := service.Open(ctx, name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(d.Close)
-		return d
-	}
-	sfClient := func(d *service.Deps) *shoppingfeed.Client {
-		t.Helper()
-		c, err := shoppingfeed.New(shoppingfeed.Config{BaseURL: sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0, MaxOrdersPerRequest: 200}, d.Log, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	run := func(name string, f func(context.Context) error) {
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := f(rctx); err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		}()
-		t.Cleanup(func() { cancel(); <-done })
-	}
-
-	dd := open("detector")
-	delay := time.Second
-	det, err := detector.New(ctx, detector.Config{PollInterval: 50 * time.Millisecond, BatchSize: 500, GapGrace: 2 * time.Second,
-		WriterCheck: true, ShippedDelay: &delay, StartFrom: "now", SweepInterval: 500 * time.Millisecond, SweepAfter: 3 * time.Second,
-		SettingsTTL: time.Second},
-		detector.Deps{Store: dd.Store, NC: dd.NC, Log: dd.Log, Instance: "detector", LeaseTTL: cfg.LeaseTTL, Keeper: dd.Keeper})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("detector", det.Run)
-
-	sd := open("sender")
-	snd, err := sender.New(sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
-		TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
-		RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second},
-		sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(sd), Log: sd.Log, Instance: "sender", DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("sender", snd.Run)
-
-	pd := open("ticketpoller")
-	poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-		Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
-		SMTPTimeout: 5 * time.Second},
-		ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(pd), Log: pd.Log, Instance: "ticketpoller", DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("ticketpoller", poller.Run)
-
+	w := startWorkers(t, cfg, sb.URL, log)
+	det, dd := w.detector, w.detectorDeps
 	testenv.Eventually(t, 20*time.Second, "detector leads", det.Leading)
 
 	var mu sync.Mutex
@@ -210,6 +152,80 @@ func TestBrokerWipedMidRunLosesNothing(t *testing.T) {
 			t.Errorf("ticket of %s %s: %s", op.Operation, op.Entry, op.TicketState)
 		}
 	}
+}
+
+// workers are a detector, a sender and a ticket poller, each opened by
+// service.Open as its own process would be.
+type workers struct {
+	detector     *detector.Detector
+	detectorDeps *service.Deps
+}
+
+// startWorkers opens and runs the three workers on cfg against the sandbox
+// at sbURL, with short delays and intervals; they stop when the test ends.
+func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logger) workers {
+	t.Helper()
+	ctx := context.Background()
+	open := func(name string) *service.Deps {
+		t.Helper()
+		d, err := service.Open(ctx, name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		return d
+	}
+	sfClient := func(d *service.Deps) *shoppingfeed.Client {
+		t.Helper()
+		c, err := shoppingfeed.New(shoppingfeed.Config{BaseURL: sbURL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0, MaxOrdersPerRequest: 200}, d.Log, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	run := func(name string, f func(context.Context) error) {
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := f(rctx); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+
+	dd := open("detector")
+	delay := time.Second
+	det, err := detector.New(ctx, detector.Config{PollInterval: 50 * time.Millisecond, BatchSize: 500, GapGrace: 2 * time.Second,
+		WriterCheck: true, ShippedDelay: &delay, StartFrom: "now", SweepInterval: 500 * time.Millisecond, SweepAfter: 3 * time.Second,
+		SettingsTTL: time.Second},
+		detector.Deps{Store: dd.Store, NC: dd.NC, Log: dd.Log, Instance: "detector", LeaseTTL: cfg.LeaseTTL, Keeper: dd.Keeper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("detector", det.Run)
+
+	sd := open("sender")
+	snd, err := sender.New(sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
+		TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
+		RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second},
+		sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(sd), Log: sd.Log, Instance: "sender", DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("sender", snd.Run)
+
+	pd := open("ticketpoller")
+	poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+		Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
+		SMTPTimeout: 5 * time.Second},
+		ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(pd), Log: pd.Log, Instance: "ticketpoller", DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("ticketpoller", poller.Run)
+	return workers{detector: det, detectorDeps: dd}
 }
 
 func testLog(w *testenv.SyncBuffer) *slog.Logger {

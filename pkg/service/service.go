@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,10 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=25s"`
 	// LeaseTTL is the detector lease's length (and the lease bucket's TTL).
 	LeaseTTL time.Duration `env:"LEASE_TTL, default=10s"`
+	// Migrate is auto (bring the schema up to date at start when something
+	// is missing, which needs CREATE and ALTER) or off (exit instead, naming
+	// `sfsync migrate`).
+	Migrate string `env:"MIGRATE, default=auto"`
 }
 
 // Validate checks the rules that span variables.
@@ -50,6 +55,40 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseTTL < time.Second {
 		return config.Invalid("LEASE_TTL", "%s is shorter than 1s", c.LeaseTTL)
+	}
+	if c.Migrate != MigrateAuto && c.Migrate != MigrateOff {
+		return config.Invalid("MIGRATE", "%q is not auto or off", c.Migrate)
+	}
+	return nil
+}
+
+// MIGRATE values.
+const (
+	MigrateAuto = "auto"
+	MigrateOff  = "off"
+)
+
+// ensureSchema checks the schema and, when something is missing and mode
+// allows it, migrates. The runtime user needs no more than SELECT for the
+// check: CREATE and ALTER only when there is something to add.
+func ensureSchema(ctx context.Context, store *prestashop.Store, mode string, log *slog.Logger) error {
+	st, err := store.CheckSchema(ctx)
+	if err != nil {
+		return err
+	}
+	if len(st.ShopMissing) > 0 {
+		return fmt.Errorf("the shop database lacks %s: is this PrestaShop's database (DB_PREFIX) with the Shopping Feed module installed?", strings.Join(st.ShopMissing, ", "))
+	}
+	if len(st.Missing) == 0 {
+		return nil
+	}
+	missing := strings.Join(st.Missing, ", ")
+	if mode == MigrateOff {
+		return fmt.Errorf("the schema lacks %s and MIGRATE=off: run `sfsync migrate` once as a user allowed to CREATE and ALTER", missing)
+	}
+	log.Info("schema incomplete, migrating", "missing", missing)
+	if err := store.Migrate(ctx); err != nil {
+		return fmt.Errorf("the schema lacks %s and this user cannot add it (%w): run `sfsync migrate` once as a user allowed to CREATE and ALTER, or grant them", missing, err)
 	}
 	return nil
 }
@@ -94,7 +133,8 @@ type Options struct {
 	KeepInterval time.Duration
 }
 
-// Open connects to the database (and migrates it) and to NATS (and declares
+// Open connects to the database (and migrates it when MIGRATE allows and
+// something is missing) and to NATS (and declares
 // the streams), and registers their readiness checks.
 func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts Options) (*Deps, error) {
 	host, _ := os.Hostname()
@@ -108,7 +148,7 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts O
 	// growing open count at rest).
 	d.Ops.Registry().MustRegister(collectors.NewDBStatsCollector(db, "shop"))
 	d.Store = prestashop.New(db, cfg.DB.Prefix)
-	if err := d.Store.Migrate(ctx); err != nil {
+	if err := ensureSchema(ctx, d.Store, cfg.Migrate, log); err != nil {
 		d.Close()
 		return nil, err
 	}

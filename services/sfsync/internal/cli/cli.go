@@ -1,5 +1,5 @@
 // Package cli dispatches sfsync's commands: run (the default), status,
-// retry, replay, check, seed, probe and demo.
+// retry, replay, check, migrate, seed, probe and demo.
 package cli
 
 import (
@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,6 +50,8 @@ commands:
   replay --from id:N|time:RFC3339
                          move the detector back to re-read the order history
   check [--json]         check schema, configuration, conflict guard and tokens
+  migrate                bring sfsync's tables, columns and indexes up to date in
+                         MYSQL_DSN (as a user allowed to CREATE and ALTER), then exit
   seed                   create PrestaShop's tables and demo data in MYSQL_DSN
   probe URL              exit 0 when URL answers 2xx (container health checks)
   demo                   the end-to-end demo (make demo)
@@ -67,6 +70,8 @@ func Run(ctx context.Context, args []string, lookup config.LookupFunc, stdout, s
 		return runAll(ctx, lookup, stdout)
 	case "status", "retry", "replay", "check":
 		return operate(ctx, cmd, args, lookup, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, lookup, stdout)
 	case "seed":
 		return seed(ctx, lookup, stdout)
 	case "probe":
@@ -178,6 +183,39 @@ func operate(ctx context.Context, cmd string, args []string, lookup config.Looku
 		}
 		return nil
 	}
+}
+
+// migrate applies what the schema lacks and says what it added.
+func migrate(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error {
+	var cfg prestashop.Config
+	if err := config.Load(ctx, lookup, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	db, err := openWithRetry(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	store := prestashop.New(db, cfg.Prefix)
+	st, err := store.CheckSchema(ctx)
+	if err != nil {
+		return err
+	}
+	if len(st.ShopMissing) > 0 {
+		return fmt.Errorf("migrate: the shop database lacks %s: is DB_PREFIX right, and the Shopping Feed module installed?", strings.Join(st.ShopMissing, ", "))
+	}
+	if len(st.Missing) == 0 {
+		fmt.Fprintf(stdout, "migrate: schema up to date (version %d)\n", st.Version)
+		return nil
+	}
+	if err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "migrate: added %s; schema version %d\n", strings.Join(st.Missing, ", "), prestashop.SchemaVersion)
+	return nil
 }
 
 func seed(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error {

@@ -334,3 +334,23 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		t.Fatalf("%d tasks left after every ticket resolved", pending)
 	}
 }
+
+func TestMigrateAddsWhatIsMissingAndCheckSaysSo(t *testing.T) {
+	w := newWorld(t)
+	if out, err := w.run("migrate"); err != nil || !strings.Contains(out, "schema up to date") {
+		t.Fatalf("migrate on a migrated schema: %v\n%s", err, out)
+	}
+	if _, err := w.db.DB.Exec("ALTER TABLE ps_shoppingfeed_task_order DROP INDEX sfsync_batch"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.run("check")
+	if exitCode(err) != 4 || !strings.Contains(out, "sfsync_batch") || !strings.Contains(out, "sfsync migrate") {
+		t.Fatalf("check with an index missing: exit %d\n%s", exitCode(err), out)
+	}
+	if out, err := w.run("migrate"); err != nil || !strings.Contains(out, "added index ps_shoppingfeed_task_order.sfsync_batch") {
+		t.Fatalf("migrate with an index missing: %v\n%s", err, out)
+	}
+	if out, err := w.run("migrate"); err != nil || !strings.Contains(out, "schema up to date") {
+		t.Fatalf("migrate again: %v\n%s", err, out)
+	}
+}

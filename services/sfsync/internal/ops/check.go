@@ -41,9 +41,12 @@ func (e *Env) Check(ctx context.Context, client *shoppingfeed.Client, envToken c
 	if err != nil {
 		return nil, err
 	}
+	if len(schema.ShopMissing) > 0 {
+		add(0, "schema", ResultBlock, "missing: "+strings.Join(schema.ShopMissing, ", ")+" (PrestaShop's and the Shopping Feed module's own tables: install the module)")
+	}
 	if len(schema.Missing) > 0 {
-		add(0, "schema", ResultBlock, "missing: "+strings.Join(schema.Missing, ", ")+" (sfsync run creates sfsync's own; PrestaShop's must exist)")
-	} else {
+		add(0, "schema", ResultBlock, "missing: "+strings.Join(schema.Missing, ", ")+" (run `sfsync migrate` as a user allowed to CREATE and ALTER)")
+	} else if len(schema.ShopMissing) == 0 {
 		add(0, "schema", ResultOK, fmt.Sprintf("tables and columns present, sfsync schema version %d", schema.Version))
 	}
 	if e.JS == nil {
