@@ -137,6 +137,9 @@ const (
 	LeaseBucket = "sfsync_leases"
 	// CheckpointBucket holds the detector's positions, moved by compare-and-set.
 	CheckpointBucket = "sfsync_checkpoints"
+	// BudgetBucket holds each Shopping Feed token's shared request budget
+	// (pkg/ratebudget); an entry unused for a day goes.
+	BudgetBucket = "sfsync_budget"
 )
 
 // Settings tune the declarations; zero values take the defaults.
@@ -213,6 +216,7 @@ func declared(s Settings) declarations {
 		buckets: []jetstream.KeyValueConfig{
 			{Bucket: LeaseBucket, Description: "sfsync: leader leases", TTL: s.LeaseTTL, History: 1, Replicas: s.Replicas, Storage: jetstream.FileStorage},
 			{Bucket: CheckpointBucket, Description: "sfsync: detector positions", History: 5, Replicas: s.Replicas, Storage: jetstream.FileStorage},
+			{Bucket: BudgetBucket, Description: "sfsync: request budget per Shopping Feed token", TTL: 24 * time.Hour, History: 1, Replicas: s.Replicas, Storage: jetstream.FileStorage},
 		},
 	}
 	for _, c := range []struct {

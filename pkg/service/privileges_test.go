@@ -99,7 +99,7 @@ func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 		DB: prestashop.Config{DSN: dsn, Prefix: "ps_"}, NATS: broker.Config{URL: nats.URL, Replicas: 1},
 		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second, Migrate: service.MigrateAuto,
 	}
-	w := startWorkers(t, cfg, sb.URL, testLog(&logs))
+	w := startWorkers(t, cfg, sb.URL, testLog(&logs), pipeline{})
 	testenv.Eventually(t, 20*time.Second, "detector leads", w.detector.Leading)
 
 	var ids []int64

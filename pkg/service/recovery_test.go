@@ -56,7 +56,7 @@ func TestBrokerWipedMidRunLosesNothing(t *testing.T) {
 		DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1},
 		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second,
 	}
-	w := startWorkers(t, cfg, sb.URL, log)
+	w := startWorkers(t, cfg, sb.URL, log, pipeline{})
 	det, dd := w.detector, w.detectorDeps
 	testenv.Eventually(t, 20*time.Second, "detector leads", det.Leading)
 
@@ -154,18 +154,32 @@ func TestBrokerWipedMidRunLosesNothing(t *testing.T) {
 	}
 }
 
-// workers are a detector, a sender and a ticket poller, each opened by
+// workers are a detector, senders and ticket pollers, each opened by
 // service.Open as its own process would be.
 type workers struct {
 	detector     *detector.Detector
 	detectorDeps *service.Deps
 }
 
-// startWorkers opens and runs the three workers on cfg against the sandbox
-// at sbURL, with short delays and intervals; they stop when the test ends.
-func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logger) workers {
+// pipeline says how many senders and pollers run, and how they reach
+// Shopping Feed; the zero value is one of each, the client unpaced.
+type pipeline struct {
+	senders, pollers int
+	// rateLimit is SF_RATE_LIMIT ("none" when empty).
+	rateLimit string
+	// batchSize is BATCH_SIZE (0: the shop's).
+	batchSize int
+}
+
+// startWorkers opens and runs the workers on cfg against the sandbox at
+// sbURL, with short delays and intervals; they stop when the test ends.
+func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logger, p pipeline) workers {
 	t.Helper()
 	ctx := context.Background()
+	p.senders, p.pollers = max(p.senders, 1), max(p.pollers, 1)
+	if p.rateLimit == "" {
+		p.rateLimit = "none"
+	}
 	open := func(name string) *service.Deps {
 		t.Helper()
 		d, err := service.Open(ctx, name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second})
@@ -177,7 +191,7 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 	}
 	sfClient := func(d *service.Deps) *shoppingfeed.Client {
 		t.Helper()
-		c, err := shoppingfeed.New(shoppingfeed.Config{BaseURL: sbURL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0, MaxOrdersPerRequest: 200}, d.Log, nil)
+		c, err := d.ShoppingFeed(ctx, shoppingfeed.Config{BaseURL: sbURL, Timeout: 5 * time.Second, RateLimit: p.rateLimit, MaxRetries: 0, MaxOrdersPerRequest: 200})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,25 +220,30 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 	}
 	run("detector", det.Run)
 
-	sd := open("sender")
-	snd, err := sender.New(sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
-		TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
-		RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second},
-		sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(sd), Log: sd.Log, Instance: "sender", DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
-	if err != nil {
-		t.Fatal(err)
+	for i := range p.senders {
+		name := fmt.Sprintf("sender-%d", i+1)
+		sd := open(name)
+		snd, err := sender.New(sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
+			TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
+			RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second, BatchSize: p.batchSize},
+			sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(sd), Log: sd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(name, snd.Run)
 	}
-	run("sender", snd.Run)
-
-	pd := open("ticketpoller")
-	poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-		Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
-		SMTPTimeout: 5 * time.Second},
-		ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(pd), Log: pd.Log, Instance: "ticketpoller", DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
-	if err != nil {
-		t.Fatal(err)
+	for i := range p.pollers {
+		name := fmt.Sprintf("ticketpoller-%d", i+1)
+		pd := open(name)
+		poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+			Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
+			SMTPTimeout: 5 * time.Second},
+			ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(pd), Log: pd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(name, poller.Run)
 	}
-	run("ticketpoller", poller.Run)
 	return workers{detector: det, detectorDeps: dd}
 }
 

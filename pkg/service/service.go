@@ -23,6 +23,8 @@ import (
 	"github.com/sfsync/sfsync/pkg/logging"
 	"github.com/sfsync/sfsync/pkg/opshttp"
 	"github.com/sfsync/sfsync/pkg/prestashop"
+	"github.com/sfsync/sfsync/pkg/ratebudget"
+	"github.com/sfsync/sfsync/pkg/shoppingfeed"
 )
 
 // Config is the configuration every worker shares.
@@ -204,6 +206,21 @@ func declareWithRetry(ctx context.Context, js jetstream.JetStream, s broker.Sett
 		case <-time.After(wait):
 		}
 	}
+}
+
+// ShoppingFeed returns a Shopping Feed client whose requests share each
+// token's budget (SF_RATE_LIMIT) with every other sender and ticket poller
+// on the broker, and whose metrics go to the ops registry.
+func (d *Deps) ShoppingFeed(ctx context.Context, cfg shoppingfeed.Config) (*shoppingfeed.Client, error) {
+	var opts []shoppingfeed.Option
+	if n, per := cfg.Rate(); n > 0 {
+		kv, err := d.JS.KeyValue(ctx, broker.BudgetBucket)
+		if err != nil {
+			return nil, fmt.Errorf("open the rate budget bucket: %w", err)
+		}
+		opts = append(opts, shoppingfeed.WithLimiter(ratebudget.New(kv, n, per, d.Log, ratebudget.NewMetrics(d.Ops.Registry()))))
+	}
+	return shoppingfeed.New(cfg, d.Log, d.Ops.Registry(), opts...)
 }
 
 // Close stops the keeper, drains NATS and closes the database.

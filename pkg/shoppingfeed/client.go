@@ -27,16 +27,31 @@ type Client struct {
 	base     string
 	hc       *http.Client
 	log      *slog.Logger
-	limit    *limiters
+	limit    Limiter
 	m        *metrics
 	pageSize int
 
 	backoffBase, backoffMax time.Duration
 	maxWait                 time.Duration
+	shared                  Limiter
 }
 
 // Option changes a Client built by New.
 type Option func(*Client)
+
+// Limiter paces each token's requests to Shopping Feed's budget. Wait
+// blocks until token may send one more request (write: an operation POST,
+// which comes before reads); Throttled tells it the server answered 429
+// asking the token to wait. pkg/ratebudget's Budget shares one budget per
+// token among processes; without WithLimiter each client paces itself.
+type Limiter interface {
+	Wait(ctx context.Context, token config.Secret, write bool) error
+	Throttled(token config.Secret, wait time.Duration)
+}
+
+// WithLimiter paces requests with l instead of the client's own limiter
+// (unless SF_RATE_LIMIT is none, which turns pacing off).
+func WithLimiter(l Limiter) Option { return func(c *Client) { c.shared = l } }
 
 // WithHTTPClient sends requests through hc (its Timeout should be zero or
 // longer than SF_TIMEOUT, which the client applies to each attempt itself).
@@ -81,7 +96,6 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 		cfg:         cfg,
 		base:        strings.TrimRight(cfg.BaseURL, "/"),
 		log:         log,
-		limit:       newLimiters(r),
 		m:           m,
 		pageSize:    DefaultTicketPageSize,
 		backoffBase: 250 * time.Millisecond,
@@ -90,6 +104,13 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	switch {
+	case r.unlimited():
+	case c.shared != nil:
+		c.limit = c.shared
+	default:
+		c.limit = newLimiters(r)
 	}
 	if c.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -143,7 +164,7 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 	for attempt := 1; ; attempt++ {
 		if !cl.anonymous && c.limit != nil {
 			start := time.Now()
-			if err := c.limit.wait(ctx, cl.token); err != nil {
+			if err := c.limit.Wait(ctx, cl.token, cl.method != http.MethodGet); err != nil {
 				return response{}, c.stopped(cl, last, err)
 			}
 			c.m.limitWait.Observe(time.Since(start).Seconds())
@@ -172,6 +193,9 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			last, reason = ae, "server_error"
 			if ae.Status == http.StatusTooManyRequests {
 				reason = "throttled"
+				if c.limit != nil && !cl.anonymous {
+					c.limit.Throttled(cl.token, ae.RetryAfter)
+				}
 			}
 			if ae.RetryAfter > 0 {
 				wait = ae.RetryAfter

@@ -88,6 +88,13 @@ type rate struct {
 
 func (r rate) unlimited() bool { return r.n == 0 }
 
+// Rate is SF_RATE_LIMIT: n requests per period for each token; n is 0 for
+// none.
+func (c Config) Rate() (n int, per time.Duration) {
+	r, _ := parseRate(c.withDefaults().RateLimit)
+	return r.n, r.per
+}
+
 // parseRate reads "N/period" ("10/2s", "10/2", "600/1m") or "none".
 func parseRate(s string) (rate, error) {
 	s = strings.TrimSpace(s)

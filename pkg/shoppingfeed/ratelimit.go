@@ -30,9 +30,9 @@ func newLimiters(r rate) *limiters {
 	return &limiters{r: r, m: map[[sha256.Size]byte]*window{}}
 }
 
-// wait blocks until the token may send one more request, or ctx ends. A nil
-// *limiters never waits.
-func (l *limiters) wait(ctx context.Context, token config.Secret) error {
+// Wait blocks until the token may send one more request, or ctx ends;
+// reads and writes share the window.
+func (l *limiters) Wait(ctx context.Context, token config.Secret, _ bool) error {
 	if l == nil {
 		return nil
 	}
@@ -58,6 +58,10 @@ func (l *limiters) wait(ctx context.Context, token config.Secret) error {
 		return nil
 	}
 }
+
+// Throttled does nothing: the client waits out the 429 itself, and this
+// process's window is its own.
+func (l *limiters) Throttled(config.Secret, time.Duration) {}
 
 // window allows at most n requests in any span of per: the exact rule
 // "10 requests per 2 s" rather than a token bucket's n-burst-plus-refill,

@@ -47,30 +47,30 @@ func TestWindowKeepsNPerSpan(t *testing.T) {
 func TestLimitersWaitAndCancel(t *testing.T) {
 	l := newLimiters(rate{n: 1, per: 200 * time.Millisecond})
 	ctx := t.Context()
-	if err := l.wait(ctx, "a"); err != nil {
+	if err := l.Wait(ctx, "a", false); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := l.wait(ctx, "a"); err != nil {
+	if err := l.Wait(ctx, "a", false); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Errorf("second request waited %s, want ≥ 200ms", d)
 	}
 	start = time.Now()
-	if err := l.wait(ctx, "b"); err != nil || time.Since(start) > 50*time.Millisecond {
+	if err := l.Wait(ctx, "b", false); err != nil || time.Since(start) > 50*time.Millisecond {
 		t.Errorf("another token waited %s (%v)", time.Since(start), err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if err := l.wait(cctx, "a"); err == nil {
+	if err := l.Wait(cctx, "a", false); err == nil {
 		t.Error("wait ignored its context")
 	}
 	if newLimiters(rate{}) != nil {
 		t.Error("an unlimited rate built a limiter")
 	}
 	var none *limiters
-	if err := none.wait(ctx, "a"); err != nil {
+	if err := none.Wait(ctx, "a", false); err != nil {
 		t.Error(err)
 	}
 }

@@ -40,7 +40,7 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 		return err
 	}
 	defer deps.Close()
-	client, err := shoppingfeed.New(cfg.SF, log, deps.Ops.Registry())
+	client, err := deps.ShoppingFeed(ctx, cfg.SF)
 	if err != nil {
 		return err
 	}

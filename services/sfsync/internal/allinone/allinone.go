@@ -181,7 +181,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	d := a.Deps
 	var client *shoppingfeed.Client
 	if slices.Contains(roles, RoleSender) || slices.Contains(roles, RoleTicketPoller) {
-		if client, err = shoppingfeed.New(cfg.SF, log, d.Ops.Registry()); err != nil {
+		if client, err = d.ShoppingFeed(ctx, cfg.SF); err != nil {
 			a.Close()
 			return nil, err
 		}

@@ -1,0 +1,273 @@
+// Package ratebudget shares each Shopping Feed token's request budget among
+// every sender and ticket poller of a deployment, on the broker they
+// already use. Shopping Feed allows a token N requests in any span of a
+// period (10 per 2 s); N replicas that each paced themselves would send N
+// times that.
+//
+// One key per token in the sfsync_budget KV bucket (broker.BudgetBucket) (named by the token's
+// SHA-256, never the token) holds the send times booked for its last N
+// requests. A process books the earliest time at or after now that keeps
+// "at most N in any span" (the N-th latest booking plus the period), with
+// a compare-and-set on the key's revision, then waits until it. Bookings
+// are made in non-decreasing order, so the rule holds for every span, not
+// only those a booking ends.
+//
+// Operation POSTs come first: a ticket read may not take the last
+// ReadReserve slots of a span, so an update that waits behind reads waits
+// at most for those. A 429 from Shopping Feed (another client on the same
+// token) pushes every booking of the token past the wait it asked for, in
+// every process.
+//
+// The clocks of the processes are taken to agree (NTP) within the margin
+// the period is widened by (5 %, 100 ms for 2 s). When the broker cannot be
+// reached, a process paces itself alone with the same rule, and says so.
+package ratebudget
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/config"
+)
+
+// ReadReserve is how many slots of each span ticket reads leave to POSTs.
+const ReadReserve = 2
+
+// Budget books requests on the shared budget of each token.
+type Budget struct {
+	kv  jetstream.KeyValue
+	n   int
+	per time.Duration
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	local   map[string]*entry // when the broker cannot be reached
+	warned  time.Time
+	metrics Observer
+}
+
+// Observer is told how each booking went (nil: nothing).
+type Observer interface {
+	// Booked is called with the wait a booking asked for and its CAS
+	// conflicts; shared is false when the broker could not be reached.
+	Booked(wait time.Duration, conflicts int, shared bool)
+}
+
+// New returns a Budget of n requests per period for every token, kept in kv.
+func New(kv jetstream.KeyValue, n int, per time.Duration, log *slog.Logger, obs Observer) *Budget {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Budget{kv: kv, n: n, per: per + per/20, log: log, now: time.Now, local: map[string]*entry{}, metrics: obs}
+}
+
+// entry is a token's budget as the KV value holds it (JSON, for people
+// reading it with `nats kv get`).
+type entry struct {
+	// Times are the booked send times of the last N requests, Unix
+	// nanoseconds, oldest first.
+	Times []int64 `json:"times"`
+	// NotBefore is when the token may send again after a 429.
+	NotBefore int64 `json:"not_before,omitempty"`
+}
+
+// book takes the earliest slot at or after now for a request (read: a
+// ticket read, else a POST) and returns its time.
+func (e *entry) book(now time.Time, n int, per time.Duration, read bool) time.Time {
+	at := now.UnixNano()
+	if e.NotBefore > at {
+		at = e.NotBefore
+	}
+	if k := len(e.Times); k > 0 && e.Times[k-1] > at {
+		at = e.Times[k-1]
+	}
+	limit := n
+	if read && n > ReadReserve {
+		limit = n - ReadReserve
+	}
+	if k := len(e.Times); k >= limit {
+		if earliest := e.Times[k-limit] + int64(per); earliest > at {
+			at = earliest
+		}
+	}
+	e.Times = append(e.Times, at)
+	if len(e.Times) > n {
+		e.Times = e.Times[len(e.Times)-n:]
+	}
+	return time.Unix(0, at)
+}
+
+// Key is a token's key in the bucket: no secret, the same in every process.
+func Key(token config.Secret) string {
+	sum := sha256.Sum256([]byte(token.Reveal()))
+	return "token_" + hex.EncodeToString(sum[:16])
+}
+
+// Wait blocks until token may send one more request: an operation POST
+// (write), or a read. It implements shoppingfeed.Limiter.
+func (b *Budget) Wait(ctx context.Context, token config.Secret, write bool) error {
+	at, err := b.Reserve(ctx, Key(token), !write)
+	if err != nil {
+		return err
+	}
+	return sleepUntil(ctx, at)
+}
+
+// Reserve books a slot for key and returns when it may be used.
+func (b *Budget) Reserve(ctx context.Context, key string, read bool) (time.Time, error) {
+	conflicts := 0
+	for {
+		if ctx.Err() != nil {
+			return time.Time{}, ctx.Err()
+		}
+		at, err := b.tryShared(ctx, key, read)
+		switch {
+		case err == nil:
+			b.observe(at, conflicts, true)
+			return at, nil
+		case errors.Is(err, errConflict):
+			conflicts++
+			continue
+		}
+		at = b.bookLocal(key, read, func() { b.warn(err) })
+		b.observe(at, conflicts, false)
+		return at, nil
+	}
+}
+
+var errConflict = errors.New("budget changed meanwhile")
+
+// tryShared books once on the KV entry; errConflict when another process
+// booked meanwhile.
+func (b *Budget) tryShared(ctx context.Context, key string, read bool) (time.Time, error) {
+	kctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var e entry
+	var rev uint64
+	kve, err := b.kv.Get(kctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return time.Time{}, err
+	default:
+		rev = kve.Revision()
+		if err := json.Unmarshal(kve.Value(), &e); err != nil {
+			e = entry{} // unreadable: start afresh rather than stall
+		}
+	}
+	at := e.book(b.now(), b.n, b.per, read)
+	val, _ := json.Marshal(e)
+	if rev == 0 {
+		_, err = b.kv.Create(kctx, key, val)
+	} else {
+		_, err = b.kv.Update(kctx, key, val, rev)
+	}
+	if isConflict(err) {
+		return time.Time{}, errConflict
+	}
+	return at, err
+}
+
+func isConflict(err error) bool {
+	var ae *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		(errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+}
+
+// Throttled records a 429 that asked the token to wait: every process's
+// next booking for it comes after.
+func (b *Budget) Throttled(token config.Secret, wait time.Duration) {
+	if wait <= 0 {
+		return
+	}
+	key := Key(token)
+	until := b.now().Add(wait).UnixNano()
+	b.mu.Lock()
+	if e := b.local[key]; e != nil && e.NotBefore < until {
+		e.NotBefore = until
+	}
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for range 5 {
+		var e entry
+		var rev uint64
+		kve, err := b.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return
+		default:
+			rev = kve.Revision()
+			_ = json.Unmarshal(kve.Value(), &e)
+		}
+		if e.NotBefore >= until {
+			return
+		}
+		e.NotBefore = until
+		val, _ := json.Marshal(e)
+		if rev == 0 {
+			_, err = b.kv.Create(ctx, key, val)
+		} else {
+			_, err = b.kv.Update(ctx, key, val, rev)
+		}
+		if !isConflict(err) {
+			return
+		}
+	}
+}
+
+// bookLocal books on this process's own copy when the broker cannot be
+// reached.
+func (b *Budget) bookLocal(key string, read bool, warn func()) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.local[key]
+	if e == nil {
+		e = &entry{}
+		b.local[key] = e
+	}
+	if now := time.Now(); now.Sub(b.warned) > time.Minute {
+		b.warned = now
+		warn()
+	}
+	return e.book(b.now(), b.n, b.per, read)
+}
+
+func (b *Budget) warn(err error) {
+	b.log.Warn("shared rate budget unreachable: this process paces its requests alone until the broker answers", "err", err)
+}
+
+func (b *Budget) observe(at time.Time, conflicts int, shared bool) {
+	if b.metrics != nil {
+		b.metrics.Booked(max(time.Until(at), 0), conflicts, shared)
+	}
+}
+
+func sleepUntil(ctx context.Context, at time.Time) error {
+	d := time.Until(at)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// String describes the budget for the start-up line.
+func (b *Budget) String() string { return fmt.Sprintf("%d/%s shared on the broker", b.n, b.per) }

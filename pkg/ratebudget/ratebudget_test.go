@@ -1,0 +1,145 @@
+package ratebudget_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/ratebudget"
+	"github.com/sfsync/sfsync/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// budgets returns k Budgets of n per period, each on its own connection to
+// one broker, as k processes would have.
+func budgets(t *testing.T, k, n int, per time.Duration) []*ratebudget.Budget {
+	t.Helper()
+	b := testenv.NATS(t)
+	var out []*ratebudget.Budget
+	for i := range k {
+		_, js := b.Connect(t)
+		if i == 0 {
+			if err := broker.Declare(t.Context(), js, broker.Settings{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kv, err := js.KeyValue(t.Context(), broker.BudgetBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ratebudget.New(kv, n, per, nil, nil))
+	}
+	return out
+}
+
+// book has every budget book count slots at once and returns all the
+// booked times, sorted.
+func book(t *testing.T, bs []*ratebudget.Budget, key string, count int, read func(i int) bool) []time.Time {
+	t.Helper()
+	var mu sync.Mutex
+	var all []time.Time
+	var wg sync.WaitGroup
+	for _, b := range bs {
+		for i := range count {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				at, err := b.Reserve(t.Context(), key, read(i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				all = append(all, at)
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	slices.SortFunc(all, func(a, b time.Time) int { return a.Compare(b) })
+	return all
+}
+
+// spans checks that no span of per holds more than n of times (sorted).
+func spans(t *testing.T, times []time.Time, n int, per time.Duration) {
+	t.Helper()
+	for i := 0; i+n < len(times); i++ {
+		if d := times[i+n].Sub(times[i]); d < per {
+			t.Fatalf("%d requests within %s (from %s to %s): the budget allows %d per %s", n+1, d, times[i].Format("15:04:05.000"), times[i+n].Format("15:04:05.000"), n, per)
+		}
+	}
+}
+
+func TestReplicasShareOneBudgetPerToken(t *testing.T) {
+	const n, per = 10, 2 * time.Second
+	bs := budgets(t, 5, n, per)
+	start := time.Now()
+	times := book(t, bs, ratebudget.Key("token-a"), 40, func(int) bool { return false })
+	if len(times) != 200 {
+		t.Fatalf("%d bookings, want 200", len(times))
+	}
+	spans(t, times, n, per)
+	// Full use of the budget: the 200th request at 10 per 2.1 s (the period
+	// and its 5 % margin) comes 19 spans after the first.
+	if last := times[len(times)-1].Sub(start); last > 20*(per+per/20) {
+		t.Fatalf("200 requests booked over %s: the budget is not used fully", last)
+	}
+	// Another token has a budget of its own.
+	other := book(t, bs[:1], ratebudget.Key("token-b"), 1, func(int) bool { return false })
+	if d := other[0].Sub(start); d > time.Second {
+		t.Fatalf("another token's first request waits %s", d)
+	}
+}
+
+func TestReadsLeaveSlotsToPosts(t *testing.T) {
+	const n, per = 10, 2 * time.Second
+	bs := budgets(t, 2, n, per)
+	key := ratebudget.Key("token-r")
+	reads := book(t, bs, key, 20, func(int) bool { return true })
+	spans(t, reads, n-ratebudget.ReadReserve, per)
+}
+
+func TestAThrottleHoldsEveryReplica(t *testing.T) {
+	bs := budgets(t, 2, 10, 2*time.Second)
+	before := time.Now()
+	bs[0].Throttled("token-t", 3*time.Second)
+	at, err := bs[1].Reserve(t.Context(), ratebudget.Key("token-t"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at.Sub(before) < 3*time.Second {
+		t.Fatalf("booked %s after a 429 that asked for 3s", at.Sub(before))
+	}
+}
+
+func TestWithoutTheBrokerAProcessPacesItself(t *testing.T) {
+	b := testenv.NATS(t)
+	nc, js := b.Connect(t)
+	if err := broker.Declare(t.Context(), js, broker.Settings{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), broker.BudgetBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var _ jetstream.KeyValue = kv
+	bud := ratebudget.New(kv, 10, 2*time.Second, nil, nil)
+	nc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var times []time.Time
+	for range 25 {
+		at, err := bud.Reserve(ctx, ratebudget.Key("token-x"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, at)
+	}
+	spans(t, times, 10, 2*time.Second)
+}
