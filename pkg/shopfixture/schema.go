@@ -24,8 +24,9 @@ import (
 //     order_payment, order_detail, order_slip, order_slip_detail;
 //   - from the Doctrine entities of src/PrestaShopBundle/Entity (Shop,
 //     ShopGroup, Lang), as Doctrine's MySQL platform renders them: signed
-//     INT ids, no column defaults, and no foreign keys (PrestaShop updates
-//     its schema without them).
+//     INT ids, no column defaults; no foreign key between shop and
+//     shop_group is created here (not checked against a live install), and
+//     the signed ids are why the module's token cannot reference shop.
 //
 // Column for column, type for type, keys included, for every table sfsync
 // reads or writes and the few the seed writes besides. PrestaShop's own
