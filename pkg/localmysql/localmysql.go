@@ -19,6 +19,14 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
+// StrictSQLMode is the sql_mode of the test and demo databases: MySQL 8's
+// default (strict, no zero dates, full GROUP BY), which MariaDB accepts as
+// well and which is stricter than MariaDB's own default (no NO_ZERO_DATE,
+// NO_ZERO_IN_DATE nor ONLY_FULL_GROUP_BY). A private server starts with
+// it; testenv sets it on every connection, so a server reached by DSN runs
+// the tests in it too.
+const StrictSQLMode = "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+
 // Server is a MySQL or MariaDB server.
 type Server struct {
 	// Kind says where it came from: a DSN, testcontainers, or the binary's path.
@@ -209,6 +217,7 @@ func (s *Server) Start() error {
 		"--innodb-buffer-pool-size=256M",
 		"--innodb-flush-log-at-trx-commit=2",
 		"--sync-binlog=0",
+		"--sql-mode=" + StrictSQLMode,
 	}
 	if s.mariadb {
 		args = append(args, "--innodb-doublewrite=0")

@@ -22,33 +22,38 @@ const (
 	ActionWebhook = "SFSYNC_WEBHOOK"
 )
 
-// TaskOrderDDL creates shoppingfeed_task_order as the official module does;
+// TaskOrderDDL creates shoppingfeed_task_order exactly as the Shopping Feed
+// module 2.3.0 does (ShoppingfeedTaskOrder::$definition rendered by its
+// class library: utf8, the "unique" fields in one unnamed UNIQUE KEY, the
+// foreign key to the missing "order_shoppingfeedtask" table dropped);
 // sfsync's own columns are added by Migrate. %s is the table name.
 const TaskOrderDDL = "CREATE TABLE IF NOT EXISTS %s (" +
-	"`id_shoppingfeed_task_order` INT(10) UNSIGNED NOT NULL AUTO_INCREMENT," +
-	"`action` ENUM('SYNC_STATUS','CHECK_TICKET_SYNC_STATUS','UPLOAD_INVOICE','CHECK_TICKET_UPLOAD_INVOICE','PARTIAL_REFUND','ACTION_CHECK_TICKET_PARTIAL_REFUND') NOT NULL," +
-	"`id_order` INT(10) UNSIGNED NOT NULL," +
-	"`ticket_number` VARCHAR(50) NULL DEFAULT NULL," +
-	"`batch_id` VARCHAR(50) NULL DEFAULT NULL," +
-	"`update_at` DATETIME NULL DEFAULT NULL," +
-	"`date_add` DATETIME NOT NULL," +
-	"`date_upd` DATETIME NOT NULL," +
-	"PRIMARY KEY (`id_shoppingfeed_task_order`)," +
-	"UNIQUE KEY `action_order_ticket` (`action`, `id_order`, `ticket_number`)" +
-	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+	"`id_shoppingfeed_task_order` INT(10) UNSIGNED NOT NULL AUTO_INCREMENT, " +
+	"`action` ENUM('SYNC_STATUS','CHECK_TICKET_SYNC_STATUS','UPLOAD_INVOICE','CHECK_TICKET_UPLOAD_INVOICE','PARTIAL_REFUND','ACTION_CHECK_TICKET_PARTIAL_REFUND') NOT NULL, " +
+	"`id_order` INT(10) UNSIGNED NOT NULL, " +
+	"`ticket_number` VARCHAR(50), " +
+	"`batch_id` VARCHAR(50), " +
+	"`update_at` DATETIME, " +
+	"`date_add` DATETIME NOT NULL, " +
+	"`date_upd` DATETIME NOT NULL, " +
+	"PRIMARY KEY (`id_shoppingfeed_task_order`), " +
+	"UNIQUE KEY (`action`, `id_order`, `ticket_number`)" +
+	") ENGINE=InnoDB CHARSET=utf8 COLLATE=utf8_general_ci"
 
-// ProcessLoggerDDL creates shoppingfeed_processlogger as the official module does.
+// ProcessLoggerDDL creates shoppingfeed_processlogger exactly as the module
+// 2.3.0 does (its class library's ProcessLoggerObjectModel): object_name
+// is NOT NULL, id_session VARCHAR(255) NULL, the table utf8.
 const ProcessLoggerDDL = "CREATE TABLE IF NOT EXISTS %s (" +
-	"`id_shoppingfeed_processlogger` INT(10) UNSIGNED NOT NULL AUTO_INCREMENT," +
-	"`name` VARCHAR(100) NOT NULL," +
-	"`msg` MEDIUMTEXT NOT NULL," +
-	"`level` VARCHAR(10) NOT NULL," +
-	"`object_name` VARCHAR(100) NULL DEFAULT NULL," +
-	"`object_id` INT(10) UNSIGNED NULL DEFAULT NULL," +
-	"`id_session` VARCHAR(100) NOT NULL," +
-	"`date_add` DATETIME NOT NULL," +
+	"`id_shoppingfeed_processlogger` INT(10) UNSIGNED NOT NULL AUTO_INCREMENT, " +
+	"`name` VARCHAR(100) NOT NULL, " +
+	"`msg` MEDIUMTEXT NOT NULL, " +
+	"`level` VARCHAR(10) NOT NULL, " +
+	"`object_name` VARCHAR(100) NOT NULL, " +
+	"`object_id` INT(10) UNSIGNED, " +
+	"`id_session` VARCHAR(255), " +
+	"`date_add` DATETIME NOT NULL, " +
 	"PRIMARY KEY (`id_shoppingfeed_processlogger`)" +
-	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+	") ENGINE=InnoDB CHARSET=utf8 COLLATE=utf8_general_ci"
 
 // metaDDL creates sfsync's own table of settings it keeps about itself.
 const metaDDL = "CREATE TABLE IF NOT EXISTS %s (" +

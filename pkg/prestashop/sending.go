@@ -107,7 +107,7 @@ func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl 
 func (s *Store) ReleaseTask(ctx context.Context, taskID uint64, owner, note string) error {
 	_, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
 		" SET sfsync_claim_owner = NULL, sfsync_claim_until = NULL, sfsync_progress_at = NOW(), sfsync_error = COALESCE(NULLIF(?, ''), sfsync_error)"+
-		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", note, taskID, owner)
+		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", ColumnText(note, errorChars), taskID, owner)
 	if err != nil {
 		return fmt.Errorf("release task %d: %w", taskID, err)
 	}
@@ -119,7 +119,7 @@ func (s *Store) ReleaseTask(ctx context.Context, taskID uint64, owner, note stri
 func (s *Store) CountAttempt(ctx context.Context, taskID uint64, owner, errMsg string) (int, error) {
 	if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
 		" SET sfsync_attempts = sfsync_attempts + 1, sfsync_error = ?, sfsync_progress_at = NOW(), sfsync_claim_owner = NULL, sfsync_claim_until = NULL"+
-		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", truncate(errMsg, 2000), taskID, owner); err != nil {
+		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", ColumnText(errMsg, errorChars), taskID, owner); err != nil {
 		return 0, fmt.Errorf("count attempt of task %d: %w", taskID, err)
 	}
 	var n int
@@ -137,7 +137,7 @@ func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, operation, r
 		" SET sfsync_failed_at = NOW(), sfsync_error = ?, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
 		" sfsync_operation = COALESCE(NULLIF(?, ''), sfsync_operation),"+
 		" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?",
-		truncate(reason, 2000), truncate(operation, 16), taskID, owner)
+		ColumnText(reason, errorChars), ColumnText(operation, 16), taskID, owner)
 	if err != nil {
 		return fmt.Errorf("fail task %d: %w", taskID, err)
 	}
@@ -193,6 +193,7 @@ type SentTask struct {
 // newer change is sent next); the batch is then recorded on a new
 // CHECK_TICKET_SYNC_STATUS row of its own, so its ticket is followed too.
 func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, storeID string, tokenID uint32, tasks []SentTask) error {
+	batchID, operation, storeID = ColumnText(batchID, 50), ColumnText(operation, 16), ColumnText(storeID, 32)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("record batch %s: %w", batchID, err)
@@ -345,7 +346,7 @@ func (s *Store) WebhookDelivered(ctx context.Context, orderID uint32) (uint64, e
 func (s *Store) MarkWebhookDelivered(ctx context.Context, orderID uint32, historyID uint64, status string) error {
 	_, err := s.db.ExecContext(ctx, "INSERT INTO "+s.T("sfsync_webhook_delivered")+" (id_order, id_order_history, status, date_upd) VALUES (?, ?, ?, NOW())"+
 		" ON DUPLICATE KEY UPDATE status = IF(VALUES(id_order_history) > id_order_history, VALUES(status), status),"+
-		" id_order_history = GREATEST(id_order_history, VALUES(id_order_history)), date_upd = NOW()", orderID, historyID, truncate(status, 64))
+		" id_order_history = GREATEST(id_order_history, VALUES(id_order_history)), date_upd = NOW()", orderID, historyID, ColumnText(status, 64))
 	if err != nil {
 		return fmt.Errorf("record webhook delivery of order %d: %w", orderID, err)
 	}

@@ -232,7 +232,7 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 		args := make([]any, 0, 3*len(numbered))
 		for _, o := range numbered {
 			cases.WriteString(" WHEN ? THEN ?")
-			args = append(args, o.TaskID, truncate(o.TicketID, 50))
+			args = append(args, o.TaskID, ColumnText(o.TicketID, 50))
 		}
 		for _, o := range numbered {
 			args = append(args, o.TaskID)
@@ -255,7 +255,7 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 		args := make([]any, 0, 3*len(failed))
 		for _, o := range failed {
 			cases.WriteString(" WHEN ? THEN ?")
-			args = append(args, o.TaskID, truncate(o.Message, 2000))
+			args = append(args, o.TaskID, ColumnText(o.Message, errorChars))
 		}
 		args = append(args, outcomeIDs(failed)...)
 		if _, err := tx.ExecContext(ctx, "UPDATE "+t+" SET sfsync_failed_at = NOW(), sfsync_error = CASE id_shoppingfeed_task_order"+cases.String()+" END,"+
@@ -292,7 +292,7 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 				level = LevelError
 			}
 			vals[i] = "(?, ?, ?, 'Order', ?, ?, NOW())"
-			args = append(args, truncate(r.LogName, 100), o.LogMsg, level, o.OrderID, truncate(r.Session, 100))
+			args = append(args, ColumnText(r.LogName, logNameChars), ColumnText(o.LogMsg, MediumTextChars), level, o.OrderID, ColumnText(r.Session, logSessionChars))
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO "+s.T("shoppingfeed_processlogger")+
 			" (name, msg, level, object_name, object_id, id_session, date_add) VALUES "+strings.Join(vals, ","), args...); err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/prestashop"
@@ -34,8 +35,10 @@ type receiver struct {
 	got      []sender.WebhookPayload
 	// answer returns the status for the n-th request (from 0).
 	answer func(n int, p sender.WebhookPayload) int
-	n      int
-	bad    []string
+	// body is what it answers with; a small JSON document when nil.
+	body []byte
+	n    int
+	bad  []string
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -69,9 +72,13 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if code < 300 {
 		r.got = append(r.got, p)
 	}
+	answer := r.body
 	r.mu.Unlock()
+	if answer == nil {
+		answer = []byte(`{"detail":"test answer"}`)
+	}
 	w.WriteHeader(code)
-	_, _ = w.Write([]byte(`{"detail":"test answer"}`))
+	_, _ = w.Write(answer)
 }
 
 func (r *receiver) payloads(order uint32) []sender.WebhookPayload {
@@ -216,6 +223,35 @@ func TestWebhookPermanentFailureIsRecorded(t *testing.T) {
 	ts := p.tasks(o)
 	if ts[0].action != prestashop.ActionWebhook || ts[0].operation != "webhook" || !strings.Contains(ts[0].errMsg, "HTTP 422") {
 		t.Fatalf("task %+v", ts[0])
+	}
+	if p.processLog(o, "%webhook refused%") != 1 {
+		t.Fatal("failure not in the process log")
+	}
+	if r.requests() != 1 {
+		t.Fatalf("%d requests for a permanent failure", r.requests())
+	}
+	r.check()
+}
+
+// A refusal whose body is not UTF-8 (a Latin-1 error page) and holds a
+// 4-byte character is recorded as the task's failure in the module's utf8
+// table, in strict mode, after one request: the outcome's write cannot be
+// refused, so the update is not posted again.
+func TestWebhookRefusalWithLatin1BodyIsRecordedOnce(t *testing.T) {
+	r := newReceiver(t)
+	r.answer = func(int, sender.WebhookPayload) int { return http.StatusUnprocessableEntity }
+	r.body = []byte("<html>Donn\xe9es \xabinvalides\xbb \xf0\x9f\x93\xa6</html>")
+	tg := hookTargets(r, "webhook", "all", "none", "")
+	p := newPipeline(t, options{targets: tg})
+	cfg := senderConfig()
+	cfg.Targets = tg
+	p.startSender(cfg, "s1")
+	o := p.plainOrder("")
+	p.change(o, shopfixture.StateCanceled)
+	p.eventually(5*time.Second, "task failed", func() bool { ts := p.tasks(o); return len(ts) == 1 && ts[0].failed })
+	ts := p.tasks(o)
+	if !utf8.ValidString(ts[0].errMsg) || !strings.Contains(ts[0].errMsg, "Donn\uFFFDes \uFFFDinvalides\uFFFD \uFFFD") {
+		t.Fatalf("stored error %q", ts[0].errMsg)
 	}
 	if p.processLog(o, "%webhook refused%") != 1 {
 		t.Fatal("failure not in the process log")

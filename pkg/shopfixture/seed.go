@@ -2,11 +2,19 @@ package shopfixture
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
 )
+
+// noDate is what the seed writes to orders.invoice_date and delivery_date
+// (NOT NULL, no default) for an order not invoiced nor delivered yet.
+// PrestaShop writes '0000-00-00 00:00:00' there under its own empty sql_mode;
+// strict mode with NO_ZERO_DATE (MySQL 8's default) refuses that.
+const noDate = "'1970-01-01 00:00:00'"
 
 // Fixture seeds one shop database.
 type Fixture struct {
@@ -87,12 +95,14 @@ func (f *Fixture) SetStateList(ctx context.Context, sc Scope, key string, states
 
 // CreateShopGroup adds a shop group.
 func (f *Fixture) CreateShopGroup(ctx context.Context, name string) (uint32, error) {
-	return f.insert(ctx, "INSERT INTO "+f.t("shop_group")+" (name) VALUES (?)", name)
+	return f.insert(ctx, "INSERT INTO "+f.t("shop_group")+
+		" (name, color, share_customer, share_order, share_stock, active, deleted) VALUES (?, '', 0, 0, 0, 1, 0)", name)
 }
 
 // CreateShop adds a shop to a group (1 is the default group).
 func (f *Fixture) CreateShop(ctx context.Context, groupID uint32, name string) (uint32, error) {
-	return f.insert(ctx, "INSERT INTO "+f.t("shop")+" (id_shop_group, name) VALUES (?, ?)", groupID, name)
+	return f.insert(ctx, "INSERT INTO "+f.t("shop")+
+		" (id_shop_group, name, color, id_category, theme_name, active, deleted) VALUES (?, ?, '', 2, 'classic', 1, 0)", groupID, name)
 }
 
 // CreateCarrier adds an active carrier; url has '@' for the tracking number.
@@ -129,11 +139,15 @@ func (f *Fixture) InstallModule(ctx context.Context, name string, active bool) e
 	return nil
 }
 
-// CreateToken adds a Shopping Feed token for a shop with its store id.
+// CreateToken adds a Shopping Feed token for a shop with its store id (a
+// number: the column is INT UNSIGNED), as the module's addToken does: in
+// language 1 and currency 1, with a feed key of its own.
 func (f *Fixture) CreateToken(ctx context.Context, shopID uint32, token, storeID string) (uint32, error) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
 	return f.insert(ctx, "INSERT INTO "+f.t("shoppingfeed_token")+
-		" (id_shop, id_lang, id_currency, content, active, merchant, shoppingfeed_store_id, feed_key, date_add, date_upd) VALUES (?, 1, 1, ?, 1, 'merchant', ?, '', NOW(), NOW())",
-		shopID, token, storeID)
+		" (id_shop, id_lang, id_currency, content, active, merchant, shoppingfeed_store_id, feed_key, date_add, date_upd) VALUES (?, 1, 1, ?, 1, 'merchant', ?, ?, NOW(), NOW())",
+		shopID, token, storeID, hex.EncodeToString(b[:]))
 }
 
 // SFLink is a Shopping Feed order's link row.
@@ -183,8 +197,8 @@ func (f *Fixture) CreateOrder(ctx context.Context, o OrderSpec) (uint32, error) 
 	}
 	res, err := tx.ExecContext(ctx, "INSERT INTO "+f.t("orders")+
 		` (reference, id_shop_group, id_shop, id_carrier, id_lang, id_customer, id_cart, id_currency, id_address_delivery,
-		   id_address_invoice, current_state, payment, module, valid, date_add, date_upd)
-		  VALUES (?, ?, ?, ?, 1, 1, 1, 1, 1, 1, ?, ?, ?, 1, NOW(), NOW())`,
+		   id_address_invoice, current_state, payment, module, valid, invoice_date, delivery_date, date_add, date_upd)
+		  VALUES (?, ?, ?, ?, 1, 1, 1, 1, 1, 1, ?, ?, ?, 1, `+noDate+`, `+noDate+`, NOW(), NOW())`,
 		o.Reference, group, o.ShopID, o.CarrierID, o.StateID, payment, payment)
 	if err != nil {
 		return 0, fmt.Errorf("create order: %w", err)
@@ -205,7 +219,7 @@ func (f *Fixture) CreateOrder(ctx context.Context, o OrderSpec) (uint32, error) 
 	if o.SF != nil {
 		if _, err := tx.ExecContext(ctx, "INSERT INTO "+f.t("shoppingfeed_order")+
 			` (id_internal_shoppingfeed, id_order_marketplace, name_marketplace, id_order, payment_method, date_marketplace_creation,
-			   id_shoppingfeed_token, date_add, date_upd) VALUES (NULLIF(?, ''), ?, ?, ?, 'sfpayment', NOW(), NULLIF(?, 0), NOW(), NOW())`,
+			   id_shoppingfeed_token, date_add, date_upd) VALUES (NULLIF(?, ''), ?, ?, ?, 'sfpayment', NOW(), ?, NOW(), NOW())`,
 			o.SF.InternalID, o.SF.MarketplaceRef, o.SF.Channel, id, o.SF.TokenID); err != nil {
 			return 0, fmt.Errorf("create shoppingfeed order: %w", err)
 		}

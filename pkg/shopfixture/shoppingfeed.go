@@ -82,16 +82,16 @@ func (f *Fixture) BulkSFOrders(ctx context.Context, s SFShop, n int, state uint3
 		sf := make([]string, 0, cnt)
 		for i := range cnt {
 			id := int64(maxID) + 1 + int64(start+i)
-			o = append(o, fmt.Sprintf("(%d, 'R%d', %d, %d, %d, 1, 1, 1, 1, 1, 1, %d, 'sfpayment', 'sfpayment', 1, NOW(), NOW())", id, id, group, s.ShopID, s.CarrierID, state))
-			sf = append(sf, fmt.Sprintf("('%d', 'MP%d', 'amazon', %d, %d, NOW(), NOW())", sfIDBase+id, id, id, s.TokenID))
+			o = append(o, fmt.Sprintf("(%d, 'R%d', %d, %d, %d, 1, 1, 1, 1, 1, 1, %d, 'sfpayment', 'sfpayment', 1, %s, %s, NOW(), NOW())", id, id, group, s.ShopID, s.CarrierID, state, noDate, noDate))
+			sf = append(sf, fmt.Sprintf("('%d', 'MP%d', 'amazon', %d, 'sfpayment', %d, NOW(), NOW())", sfIDBase+id, id, id, s.TokenID))
 			ids, sfIDs = append(ids, uint32(id)), append(sfIDs, sfIDBase+id)
 		}
 		if _, err := f.db.ExecContext(ctx, "INSERT INTO "+f.t("orders")+` (id_order, reference, id_shop_group, id_shop, id_carrier, id_lang, id_customer, id_cart,
-			id_currency, id_address_delivery, id_address_invoice, current_state, payment, module, valid, date_add, date_upd) VALUES `+strings.Join(o, ",")); err != nil {
+			id_currency, id_address_delivery, id_address_invoice, current_state, payment, module, valid, invoice_date, delivery_date, date_add, date_upd) VALUES `+strings.Join(o, ",")); err != nil {
 			return nil, nil, fmt.Errorf("bulk orders: %w", err)
 		}
 		if _, err := f.db.ExecContext(ctx, "INSERT INTO "+f.t("shoppingfeed_order")+` (id_internal_shoppingfeed, id_order_marketplace, name_marketplace, id_order,
-			id_shoppingfeed_token, date_add, date_upd) VALUES `+strings.Join(sf, ",")); err != nil {
+			payment_method, id_shoppingfeed_token, date_add, date_upd) VALUES `+strings.Join(sf, ",")); err != nil {
 			return nil, nil, fmt.Errorf("bulk orders: %w", err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/testcontainers/testcontainers-go"
 	tcmysql "github.com/testcontainers/testcontainers-go/modules/mysql"
 
@@ -76,6 +77,9 @@ func NewDatabase(t testing.TB, srv *localmysql.Server) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if dsn, err = strictDSN(dsn); err != nil {
+		t.Fatal(err)
+	}
 	d := &DB{Name: name, DSN: dsn}
 	if d.DB, err = sql.Open("mysql", dsn); err != nil {
 		t.Fatalf("open test database: %v", err)
@@ -85,6 +89,20 @@ func NewDatabase(t testing.TB, srv *localmysql.Server) *DB {
 		_ = srv.DropDatabase(context.Background(), name)
 	})
 	return d
+}
+
+// strictDSN sets localmysql.StrictSQLMode on every connection of dsn, so
+// that the tests run in strict mode whatever the server's default.
+func strictDSN(dsn string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("test database DSN: %w", err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["sql_mode"] = "'" + localmysql.StrictSQLMode + "'"
+	return cfg.FormatDSN(), nil
 }
 
 func startShared() (*localmysql.Server, error) {

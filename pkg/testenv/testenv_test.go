@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,3 +49,27 @@ func TestBrokerRestartKeepsOrWipesTheStore(t *testing.T) {
 }
 
 func kvConfig() jetstream.KeyValueConfig { return jetstream.KeyValueConfig{Bucket: "probe"} }
+
+// The tests run in strict SQL mode: a write that does not fit its column
+// fails, as on a MySQL 8 server with its defaults.
+func TestDatabasesAreStrict(t *testing.T) {
+	d := testenv.MySQL(t)
+	var mode string
+	if err := d.DB.QueryRow("SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"STRICT_TRANS_TABLES", "NO_ZERO_DATE"} {
+		if !strings.Contains(mode, want) {
+			t.Errorf("sql_mode %q lacks %s", mode, want)
+		}
+	}
+	if _, err := d.DB.Exec("CREATE TABLE s (v VARCHAR(3) NOT NULL) CHARSET=utf8"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.DB.Exec("INSERT INTO s (v) VALUES ('abcd')"); err == nil {
+		t.Error("a value longer than its column was stored")
+	}
+	if _, err := d.DB.Exec("INSERT INTO s (v) VALUES (NULL)"); err == nil {
+		t.Error("NULL was stored in a NOT NULL column")
+	}
+}
