@@ -328,7 +328,9 @@ func composeImage(r *repo, df *dockerfile, where string, s composeService, p *pr
 }
 
 // checkComposeProbe checks a health check that runs a program of our image:
-// the image has it, and the URL it probes is the service's listen port.
+// the image has it, it is one of the services' binaries, the command line
+// works as a probe when that binary runs it, and the URL it probes is the
+// service's listen port.
 func checkComposeProbe(r *repo, df *dockerfile, where, svc string, s composeService, p *problems) {
 	test := s.Healthcheck.Test
 	if svc == "" || df == nil || test[0] != "CMD" {
@@ -343,6 +345,10 @@ func checkComposeProbe(r *repo, df *dockerfile, where, svc string, s composeServ
 	}
 	if !df.image(target).files[test[1]] {
 		p.add("%s: health check runs %s, which target %q of %s does not hold", where, test[1], target, dockerfilePath)
+	} else if bin := df.binary(target, test[1], s.Build.Args); !r.isService(bin) {
+		p.add("%s: health check runs %s, which target %q of %s does not build from a service", where, test[1], target, dockerfilePath)
+	} else if err := runHealthcheck(r.bins, bin, test); err != nil {
+		p.add("%s: %v", where, err)
 	}
 	port, variable, ok := listenPort(r.vars[svc], s.Environment)
 	for _, arg := range test[2:] {
