@@ -28,9 +28,9 @@ type dockerfile struct {
 type stage struct {
 	name string
 	// from is the image or the earlier stage it starts from, ARGs expanded.
-	from       string
-	args       map[string]bool
-	files      []string // absolute destinations of COPY
+	from  string
+	args  map[string]bool
+	files []string // absolute destinations of COPY
 	// copies maps a destination of COPY --from=<stage> to that stage and
 	// the source path in it.
 	copies map[string]copySource
