@@ -503,7 +503,8 @@ func readDocs(path string) ([]*yaml.Node, error) {
 	return docs, nil
 }
 
-// readEnvFile reads a kustomize env file: KEY=value lines, # comments.
+// readEnvFile reads an env file (kustomize's, compose's env_file):
+// KEY=value lines, # comments.
 func readEnvFile(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
