@@ -7,14 +7,19 @@ package mailsink
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"log"
 	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
 	"net"
 	"net/http"
 	"net/mail"
+	"net/textproto"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +33,10 @@ type Message struct {
 	Subject  string    `json:"subject"`
 	Received time.Time `json:"received"`
 	Size     int       `json:"size"`
-	Body     string    `json:"body"`
+	// Text is the text/plain part, decoded (quoted-printable or base64).
+	Text string `json:"text"`
+	// Raw is the message as received.
+	Raw string `json:"raw"`
 }
 
 // Sink keeps the messages that its SMTP server receives.
@@ -94,7 +102,7 @@ func (x *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	m := Message{From: x.from, To: x.to, Received: time.Now().UTC(), Size: len(b), Body: string(b)}
+	m := Message{From: x.from, To: x.to, Received: time.Now().UTC(), Size: len(b), Raw: string(b)}
 	if msg, err := mail.ReadMessage(bytes.NewReader(b)); err == nil {
 		dec := new(mime.WordDecoder)
 		if subj, err := dec.DecodeHeader(msg.Header.Get("Subject")); err == nil {
@@ -102,9 +110,43 @@ func (x *session) Data(r io.Reader) error {
 		} else {
 			m.Subject = msg.Header.Get("Subject")
 		}
+		m.Text = plainText(textproto.MIMEHeader(msg.Header), msg.Body)
 	}
 	x.sink.add(m)
 	return nil
+}
+
+// plainText returns the first text/plain part of a body with header h,
+// decoded; "" when there is none.
+func plainText(h textproto.MIMEHeader, body io.Reader) string {
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		mt = "text/plain"
+	}
+	if strings.HasPrefix(mt, "multipart/") {
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextPart() // decodes quoted-printable
+			if err != nil {
+				return ""
+			}
+			if t := plainText(p.Header, p); t != "" {
+				return t
+			}
+		}
+	}
+	if mt != "text/plain" {
+		return ""
+	}
+	var r io.Reader = body
+	switch strings.ToLower(h.Get("Content-Transfer-Encoding")) {
+	case "quoted-printable":
+		r = quotedprintable.NewReader(body)
+	case "base64":
+		r = base64.NewDecoder(base64.StdEncoding, body)
+	}
+	b, _ := io.ReadAll(r)
+	return string(b)
 }
 
 func (x *session) Reset()        { x.from, x.to = "", nil }

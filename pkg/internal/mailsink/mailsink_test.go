@@ -23,7 +23,11 @@ func TestSinkKeepsWhatItReceives(t *testing.T) {
 	api := httptest.NewServer(sink.HTTP())
 	t.Cleanup(api.Close)
 
-	msg := "From: sfsync@example.com\r\nTo: merchant@example.com\r\nSubject: =?utf-8?q?sfsync_report_=E2=80=94_2_failures?=\r\n\r\nbody\r\n"
+	msg := "From: sfsync@example.com\r\nTo: merchant@example.com\r\nSubject: =?utf-8?q?sfsync_report_=E2=80=94_2_failures?=\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+		"order MP-10030 fail=\r\ned =E2=80=94 refund\r\n" +
+		"--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>html</p>\r\n--b1--\r\n"
 	if err := smtp.SendMail(ln.Addr().String(), nil, "sfsync@example.com", []string{"merchant@example.com"}, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +40,8 @@ func TestSinkKeepsWhatItReceives(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].From != "sfsync@example.com" || len(got[0].To) != 1 || got[0].To[0] != "merchant@example.com" || got[0].Subject != "sfsync report — 2 failures" {
+	if len(got) != 1 || got[0].From != "sfsync@example.com" || len(got[0].To) != 1 || got[0].To[0] != "merchant@example.com" || got[0].Subject != "sfsync report — 2 failures" ||
+		got[0].Text != "order MP-10030 failed — refund" {
 		t.Fatalf("messages: %+v", got)
 	}
 }
