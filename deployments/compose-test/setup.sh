@@ -22,7 +22,10 @@ done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup.sh: installing ${need[*]}"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+  log=$(mktemp)
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >"$log" 2>&1 ||
+    { cat "$log" >&2; rm -f "$log"; echo "setup.sh: apt-get install failed" >&2; exit 1; }
+  rm -f "$log"
 fi
 
 # default_ulimits = []: setting RLIMIT_NOFILE/NPROC is not permitted here.
