@@ -27,6 +27,12 @@ func TestCompose(t *testing.T) {
 	}
 }
 
+func TestNATSValues(t *testing.T) {
+	if err := checkNATSValues(loadRepo(t)); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestKubernetes(t *testing.T) {
 	if err := checkKubernetes(loadRepo(t)); err != nil {
 		t.Error(err)
@@ -284,6 +290,18 @@ func TestChecksFail(t *testing.T) {
 		{"kubernetes: metrics annotation on the wrong port", kubeDir + "/base/sender.yaml",
 			`prometheus.io/port: "8080"`, `prometheus.io/port: "9090"`, checkKubernetes,
 			"prometheus.io annotations"},
+		{"nats values: literal password", natsValuesPath,
+			"password: << $NATS_PASSWORD >>", "password: hunter2", checkNATSValues,
+			"not an environment reference"},
+		{"nats values: no authorization", natsValuesPath,
+			"    authorization:\n      user: << $NATS_USER >>\n", "    authorizations:\n      user: << $NATS_USER >>\n", checkNATSValues,
+			"has no user"},
+		{"nats values: password not from a Secret", natsValuesPath,
+			"          name: nats-auth\n          key: NATS_PASSWORD", "          name: \"\"\n          key: NATS_PASSWORD", checkNATSValues,
+			"container.env.NATS_PASSWORD, which authorization.password reads"},
+		{"nats values: JetStream off", natsValuesPath,
+			"  jetstream:\n    enabled: true", "  jetstream:\n    enabled: false", checkNATSValues,
+			"jetstream.enabled is not true"},
 		{"kubernetes: unparsable YAML", kubeDir + "/base/namespace.yaml",
 			"  name: sfsync\n", "  name: [sfsync\n", checkKubernetes,
 			"namespace.yaml"},
