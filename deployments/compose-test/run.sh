@@ -108,6 +108,10 @@ cleanup() {
   if [ "$status" != 0 ]; then
     echo; echo "== state at failure"
     dc ps -a --format 'table {{.Name}}\t{{.State}}\t{{.Status}}'
+    for id in $(podman ps -aq --filter "label=com.docker.compose.project=$project" --filter health=unhealthy); do
+      echo "-- last health check of $(podman inspect --format '{{.Name}}' "$id")"
+      podman inspect --format '{{range .State.Health.Log}}exit {{.ExitCode}}: {{.Output}}{{"\n"}}{{end}}' "$id" | tail -3
+    done
     for s in $(dc config --services); do echo "-- logs of $s (last 30 lines)"; dc logs --no-color --tail 30 "$s" 2>&1; done
   fi
   if [ "$status" != 0 ] && [ "${CT_KEEP:-}" = 1 ]; then
@@ -155,6 +159,17 @@ say "the merchant's story"
   -mysql "sfsync:sfsync@tcp(127.0.0.1:$CT_MYSQL_PORT)/prestashop" \
   -sandbox "http://127.0.0.1:$CT_SANDBOX_PORT" \
   -mail "http://127.0.0.1:$CT_MAIL_PORT/api/messages" || fail "the merchant's story (above)"
+
+# Two detectors: one leads, the other waits (their /readyz says which).
+roles=()
+for i in 1 2; do
+  addr=$(dc port --index "$i" detector 8080) || fail "compose port --index $i detector 8080"
+  roles+=("$(curl -s --max-time 5 "http://$addr/readyz" | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p')")
+done
+case "${roles[*]}" in
+  "leader waiting"|"waiting leader") echo "detectors: one leader, one waiting" ;;
+  *) fail "detectors' roles are '${roles[*]}', want one leader and one waiting" ;;
+esac
 
 say "health"
 check_health "after the story"
