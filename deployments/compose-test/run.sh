@@ -110,7 +110,7 @@ cleanup() {
     dc ps -a --format 'table {{.Name}}\t{{.State}}\t{{.Status}}'
     for id in $(podman ps -aq --filter "label=com.docker.compose.project=$project" --filter health=unhealthy); do
       echo "-- last health check of $(podman inspect --format '{{.Name}}' "$id")"
-      podman inspect --format '{{range .State.Health.Log}}exit {{.ExitCode}}: {{.Output}}{{"\n"}}{{end}}' "$id" | tail -3
+      podman inspect --format '{{range .State.Health.Log}}exit {{.ExitCode}}: {{.Output}}{{"\n"}}{{end}}' "$id" | grep -A2 '^exit' | tail -3
     done
     for s in $(dc config --services); do echo "-- logs of $s (last 30 lines)"; dc logs --no-color --tail 30 "$s" 2>&1; done
   fi
