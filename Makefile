@@ -79,7 +79,7 @@ up: ## Build and start the docker-compose stack, and wait until every service is
 	docker compose up -d --build --wait --wait-timeout 300
 
 .PHONY: compose-test
-compose-test: ## Run docker-compose.yml under podman with local stand-in images, play the merchant's story through it, tear down (Debian, root or sudo)
+compose-test: ## Run docker-compose.yml under podman with local stand-in images, play the merchant's story through it, tear down (Debian, as root)
 	@deployments/compose-test/run.sh
 
 .PHONY: down

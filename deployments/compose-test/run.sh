@@ -27,6 +27,10 @@ began=$(date +%s)
 say() { printf '\n== %s (t+%ss)\n' "$*" "$(( $(date +%s) - began ))"; }
 fail() { echo "compose-test: FAIL: $*" >&2; exit 1; }
 
+# Rootful podman: its networks (netavark) and the cgroupfs manager as
+# configured by setup.sh.
+[ "$(id -u)" = 0 ] || fail "run as root (sudo make compose-test): the test uses rootful podman"
+
 say "podman"
 "$here/setup.sh"
 mkdir -p "$work" bin/tools
