@@ -78,6 +78,10 @@ demo: build ## The end-to-end demo: private MariaDB, sandbox and sfsync, a merch
 up: ## Build and start the docker-compose stack, and wait until every service is healthy
 	docker compose up -d --build --wait --wait-timeout 300
 
+.PHONY: compose-test
+compose-test: ## Run docker-compose.yml under podman with local stand-in images, play the merchant's story through it, tear down (Debian, as root)
+	@deployments/compose-test/run.sh
+
 .PHONY: down
 down: ## Stop the docker-compose stack (its volumes stay: docker compose down -v drops them)
 	docker compose down

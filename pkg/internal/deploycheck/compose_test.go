@@ -32,6 +32,7 @@ type composeService struct {
 	Command         []string            `yaml:"command"`
 	Restart         string              `yaml:"restart"`
 	Environment     envMap              `yaml:"environment"`
+	EnvFile         stringList          `yaml:"env_file"`
 	DependsOn       dependsOn           `yaml:"depends_on"`
 	Healthcheck     *composeHealthcheck `yaml:"healthcheck"`
 	Deploy          *composeDeploy      `yaml:"deploy"`
@@ -105,6 +106,22 @@ func (e *envMap) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// stringList is a string or a list of strings (env_file).
+type stringList []string
+
+func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = stringList{n.Value}
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return err
+	}
+	*l = list
+	return nil
+}
+
 // dependsOn is depends_on: a list of services, or a map to conditions.
 type dependsOn map[string]string
 
@@ -171,7 +188,9 @@ var thirdPartyEnv = map[string][]string{
 	"mysql": {"MYSQL_ROOT_PASSWORD", "MYSQL_DATABASE", "MYSQL_USER", "MYSQL_PASSWORD",
 		"MYSQL_ALLOW_EMPTY_PASSWORD", "MYSQL_RANDOM_ROOT_PASSWORD", "MYSQL_ONETIME_PASSWORD",
 		"MYSQL_ROOT_HOST", "MYSQL_INITDB_SKIP_TZINFO"},
-	"nats": nil,
+	// nats-server reads no variable of its own; these are the ones that
+	// deployments/compose/nats.conf references ($NATS_USER).
+	"nats": {"NATS_USER", "NATS_PASSWORD"},
 	// https://mailpit.axllent.org/docs/configuration/runtime-options/
 	"axllent/mailpit": {"MP_MAX_MESSAGES", "MP_SMTP_AUTH_ACCEPT_ANY", "MP_SMTP_AUTH_ALLOW_INSECURE",
 		"MP_UI_BIND_ADDR", "MP_SMTP_BIND_ADDR", "MP_DATABASE", "TZ"},
@@ -214,8 +233,31 @@ func checkCompose(r *repo) error {
 		where := fmt.Sprintf("%s service %q", composePath, name)
 		svc := composeImage(r, df, where, s, &p)
 
-		// Every variable is one the receiving program reads.
-		for _, k := range sortedKeys(s.Environment) {
+		// Every variable, of environment or of an env_file, is one the
+		// receiving program reads.
+		env := envMap{}
+		for _, f := range s.EnvFile {
+			vars, err := readEnvFile(filepath.Join(r.root, f))
+			if err != nil {
+				p.add("%s: env_file: %v", where, err)
+			}
+			for k, v := range vars {
+				env[k] = v
+			}
+		}
+		for k, v := range s.Environment {
+			env[k] = v
+		}
+		// A bind mount's source is a file of the repository.
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
+				if _, err := os.Stat(filepath.Join(r.root, src)); err != nil {
+					p.add("%s mounts %s: %v", where, src, err)
+				}
+			}
+		}
+		for _, k := range sortedKeys(env) {
 			switch {
 			case svc != "" && !r.reads(svc, k):
 				p.add("%s sets %s, which %s does not read (services/%s and its pkg config structs)", where, k, svc, svc)
@@ -328,7 +370,9 @@ func composeImage(r *repo, df *dockerfile, where string, s composeService, p *pr
 }
 
 // checkComposeProbe checks a health check that runs a program of our image:
-// the image has it, and the URL it probes is the service's listen port.
+// the image has it, it is one of the services' binaries, the command line
+// works as a probe when that binary runs it, and the URL it probes is the
+// service's listen port.
 func checkComposeProbe(r *repo, df *dockerfile, where, svc string, s composeService, p *problems) {
 	test := s.Healthcheck.Test
 	if svc == "" || df == nil || test[0] != "CMD" {
@@ -343,6 +387,10 @@ func checkComposeProbe(r *repo, df *dockerfile, where, svc string, s composeServ
 	}
 	if !df.image(target).files[test[1]] {
 		p.add("%s: health check runs %s, which target %q of %s does not hold", where, test[1], target, dockerfilePath)
+	} else if bin := df.binary(target, test[1], s.Build.Args); !r.isService(bin) {
+		p.add("%s: health check runs %s, which target %q of %s does not build from a service", where, test[1], target, dockerfilePath)
+	} else if err := runHealthcheck(r.bins, bin, test); err != nil {
+		p.add("%s: %v", where, err)
 	}
 	port, variable, ok := listenPort(r.vars[svc], s.Environment)
 	for _, arg := range test[2:] {

@@ -27,6 +27,12 @@ func TestCompose(t *testing.T) {
 	}
 }
 
+func TestNATSValues(t *testing.T) {
+	if err := checkNATSValues(loadRepo(t)); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestKubernetes(t *testing.T) {
 	if err := checkKubernetes(loadRepo(t)); err != nil {
 		t.Error(err)
@@ -183,7 +189,13 @@ func TestChecksFail(t *testing.T) {
 			`target "with-prob" is not a stage`},
 		{"compose: probe absent from the image", composePath,
 			"target: with-probe", "target: runtime", checkCompose,
-			`runs /usr/local/bin/probe, which target "runtime"`},
+			`runs /usr/local/bin/sfsync, which target "runtime"`},
+		{"compose: health check that the binary reads as a command", composePath,
+			`"/usr/local/bin/sfsync", "probe", "http://127.0.0.1:8090/healthz"`, `"/usr/local/bin/sfsync", "http://127.0.0.1:8090/healthz"`, checkCompose,
+			"fails against a healthy endpoint"},
+		{"compose: health check of a binary the image does not build", dockerfilePath,
+			"COPY --from=probe /out/sfsync /usr/local/bin/sfsync", "COPY --from=probe /out/probe /usr/local/bin/sfsync", checkCompose,
+			"does not build from a service"},
 		{"compose: probe on the wrong port", composePath,
 			"http://127.0.0.1:8090/healthz", "http://127.0.0.1:8080/healthz", checkCompose,
 			"probes port 8080, but sfsandbox listens on 8090 (SANDBOX_ADDR)"},
@@ -199,6 +211,15 @@ func TestChecksFail(t *testing.T) {
 		{"compose: fixed host port on replicas", composePath,
 			`"127.0.0.1::8080"`, `"127.0.0.1:8080:8080"`, checkCompose,
 			"fixed host port"},
+		{"compose: misspelt variable in an env_file", "deployments/compose/nats.env",
+			"NATS_PASSWORD=", "NATS_PASWORD=", checkCompose,
+			"NATS_PASWORD, which detector does not read"},
+		{"compose: missing env_file", composePath,
+			"  env_file: deployments/compose/nats.env", "  env_file: deployments/compose/nats-creds.env", checkCompose,
+			"nats-creds.env: no such file"},
+		{"compose: missing bind-mounted file", composePath,
+			"./deployments/compose/nats.conf:", "./deployments/compose/nat.conf:", checkCompose,
+			"mounts ./deployments/compose/nat.conf"},
 		{"compose: unpinned image", composePath,
 			"image: mysql:8.4", "image: mysql:latest", checkCompose,
 			"not pinned"},
@@ -269,6 +290,18 @@ func TestChecksFail(t *testing.T) {
 		{"kubernetes: metrics annotation on the wrong port", kubeDir + "/base/sender.yaml",
 			`prometheus.io/port: "8080"`, `prometheus.io/port: "9090"`, checkKubernetes,
 			"prometheus.io annotations"},
+		{"nats values: literal password", natsValuesPath,
+			"password: << $NATS_PASSWORD >>", "password: hunter2", checkNATSValues,
+			"not an environment reference"},
+		{"nats values: no authorization", natsValuesPath,
+			"    authorization:\n      user: << $NATS_USER >>\n", "    authorizations:\n      user: << $NATS_USER >>\n", checkNATSValues,
+			"has no user"},
+		{"nats values: password not from a Secret", natsValuesPath,
+			"          name: nats-auth\n          key: NATS_PASSWORD", "          name: \"\"\n          key: NATS_PASSWORD", checkNATSValues,
+			"container.env.NATS_PASSWORD, which authorization.password reads"},
+		{"nats values: JetStream off", natsValuesPath,
+			"  jetstream:\n    enabled: true", "  jetstream:\n    enabled: false", checkNATSValues,
+			"jetstream.enabled is not true"},
 		{"kubernetes: unparsable YAML", kubeDir + "/base/namespace.yaml",
 			"  name: sfsync\n", "  name: [sfsync\n", checkKubernetes,
 			"namespace.yaml"},

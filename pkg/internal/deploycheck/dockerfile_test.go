@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,12 +28,21 @@ type dockerfile struct {
 type stage struct {
 	name string
 	// from is the image or the earlier stage it starts from, ARGs expanded.
-	from       string
-	args       map[string]bool
-	files      []string // absolute destinations of COPY
+	from  string
+	args  map[string]bool
+	files []string // absolute destinations of COPY
+	// copies maps a destination of COPY --from=<stage> to that stage and
+	// the source path in it.
+	copies map[string]copySource
+	// builds maps a file that a RUN of this stage writes with `go build -o`
+	// to the service directory it builds (`cd services/<dir>`; <dir> may
+	// name ${SERVICE}).
+	builds     map[string]string
 	user       string
 	entrypoint []string
 }
+
+type copySource struct{ stage, path string }
 
 // instructions splits a Dockerfile into instructions, joining continued
 // lines and dropping comments.
@@ -61,6 +71,8 @@ func instructions(text string) []string {
 
 var (
 	argRef      = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?`)
+	goBuildDir  = regexp.MustCompile(`cd services/(\S+?)/? `)
+	goBuildOut  = regexp.MustCompile(`go build .*-o (/\S+)`)
 	serviceCase = regexp.MustCompile(`case "\$\{?SERVICE\}?" in ([a-z|]+)\)`)
 )
 
@@ -97,11 +109,15 @@ func parseDockerfile(text string, p *problems) *dockerfile {
 			ref = argRef.ReplaceAllStringFunc(ref, func(m string) string {
 				return df.args[argRef.FindStringSubmatch(m)[1]]
 			})
-			cur = &stage{name: name, from: ref, args: map[string]bool{}}
+			cur = &stage{name: name, from: ref, args: map[string]bool{}, copies: map[string]copySource{}, builds: map[string]string{}}
 			df.stages = append(df.stages, cur)
 		case "COPY", "ADD":
 			if cur != nil && len(fields) > 1 && strings.HasPrefix(fields[len(fields)-1], "/") {
-				cur.files = append(cur.files, fields[len(fields)-1])
+				dst := fields[len(fields)-1]
+				cur.files = append(cur.files, dst)
+				if from, ok := strings.CutPrefix(fields[0], "--from="); ok && len(fields) == 3 {
+					cur.copies[dst] = copySource{stage: from, path: fields[1]}
+				}
 			}
 		case "USER":
 			if cur != nil {
@@ -116,6 +132,10 @@ func parseDockerfile(text string, p *problems) *dockerfile {
 		case "RUN":
 			if m := serviceCase.FindStringSubmatch(rest); m != nil {
 				df.serviceCase = strings.Split(m[1], "|")
+			}
+			dir, out := goBuildDir.FindStringSubmatch(rest), goBuildOut.FindStringSubmatch(rest)
+			if cur != nil && dir != nil && out != nil {
+				cur.builds[out[1]] = dir[1]
 			}
 		}
 	}
@@ -139,6 +159,28 @@ func (df *dockerfile) chain(target string) []*stage {
 		out = append([]*stage{s}, out...)
 	}
 	return out
+}
+
+// binary returns the service whose Go binary target's image holds at path:
+// the file is copied from a stage that builds it from services/<dir>, with
+// ${SERVICE} in dir expanded from args (the build args); "" when the path
+// is not such a binary.
+func (df *dockerfile) binary(target, path string, args map[string]string) string {
+	for _, s := range slices.Backward(df.chain(target)) {
+		src, ok := s.copies[path]
+		if !ok {
+			continue
+		}
+		for _, b := range slices.Backward(df.chain(src.stage)) {
+			if dir, ok := b.builds[src.path]; ok {
+				return argRef.ReplaceAllStringFunc(dir, func(m string) string {
+					return args[argRef.FindStringSubmatch(m)[1]]
+				})
+			}
+		}
+		return ""
+	}
+	return ""
 }
 
 // image describes the image a target of the Dockerfile produces.

@@ -503,7 +503,8 @@ func readDocs(path string) ([]*yaml.Node, error) {
 	return docs, nil
 }
 
-// readEnvFile reads a kustomize env file: KEY=value lines, # comments.
+// readEnvFile reads an env file (kustomize's, compose's env_file):
+// KEY=value lines, # comments.
 func readEnvFile(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -589,7 +590,9 @@ func checkKubernetes(r *repo) error {
 	}
 	for _, f := range files {
 		name := filepath.Base(f)
-		if !k.used[f] && name != "kustomization.yaml" && !strings.HasSuffix(name, ".md") && !strings.HasSuffix(name, ".example.yaml") {
+		// *-values.yaml are Helm values for charts installed beside the
+		// manifests (checkNATSValues checks nats-values.yaml).
+		if !k.used[f] && name != "kustomization.yaml" && !strings.HasSuffix(name, ".md") && !strings.HasSuffix(name, ".example.yaml") && !strings.HasSuffix(name, "-values.yaml") {
 			p.add("%s is used by no kustomization", k.rel(f))
 		}
 	}

@@ -17,6 +17,9 @@ type repo struct {
 	services []string
 	// vars are the variables each service reads, with their defaults.
 	vars map[string]vars
+	// bins builds the services' binaries, which the compose health checks
+	// run.
+	bins *binaries
 }
 
 // loadRepo reads the real repository.
@@ -36,7 +39,7 @@ func loadRepo(t testing.TB) *repo {
 	if len(names) == 0 {
 		t.Fatal("no service under services/")
 	}
-	r := &repo{root: root, services: names, vars: map[string]vars{}}
+	r := &repo{root: root, services: names, vars: map[string]vars{}, bins: sharedBinaries(root)}
 	for _, n := range names {
 		v, err := serviceVars(root, n)
 		if err != nil {

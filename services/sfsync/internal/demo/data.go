@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
@@ -78,26 +79,102 @@ func Seed(ctx context.Context, db *sql.DB, prefix string) (Data, bool, error) {
 	if err := fx.SetConfig(ctx, shopfixture.ShopScope(shop2), prestashop.KeyLegacyShipped, "checked"); err != nil {
 		return Data{}, false, err
 	}
-	channels := []string{"amazon", "cdiscount", "fnac", "manomano"}
-	for i := 0; i < 50; i++ {
+	for _, p := range seededOrders() {
 		shop := d.Shop1
-		if i >= 40 {
+		if p.store == Store2 {
 			shop = d.Shop2
 		}
-		sfID := int64(10001 + i)
-		ch := channels[i%len(channels)]
-		id, err := fx.CreateSFOrder(ctx, shop, sfID, ch)
+		id, err := fx.CreateSFOrder(ctx, shop, p.sfID, p.channel)
 		if err != nil {
 			return Data{}, false, err
 		}
-		o := Order{ID: id, SFID: sfID, Channel: ch}
-		if i < 40 {
+		o := Order{ID: id, SFID: p.sfID, Channel: p.channel}
+		if p.store == Store1 {
 			d.Orders1 = append(d.Orders1, o)
 		} else {
 			d.Orders2 = append(d.Orders2, o)
 		}
 	}
 	return d, true, nil
+}
+
+// plannedOrder is a Shopping Feed order that Seed creates.
+type plannedOrder struct {
+	sfID    int64
+	channel string
+	store   string
+}
+
+// seededOrders are the Shopping Feed orders Seed creates, in creation
+// order: 40 in store 1 (shop 1), then 10 in store 2.
+func seededOrders() []plannedOrder {
+	channels := []string{"amazon", "cdiscount", "fnac", "manomano"}
+	var out []plannedOrder
+	for i := 0; i < 50; i++ {
+		store := Store1
+		if i >= 40 {
+			store = Store2
+		}
+		out = append(out, plannedOrder{sfID: int64(10001 + i), channel: channels[i%len(channels)], store: store})
+	}
+	return out
+}
+
+// SandboxOrders is SANDBOX_ORDERS for a sandbox that plays Shopping Feed
+// for the seeded shops: each store knows its orders and their channels,
+// as Shopping Feed does (that is how a refund of a cdiscount order sent by
+// id fails).
+func SandboxOrders() string {
+	byStore := map[string][]string{}
+	for _, p := range seededOrders() {
+		byStore[p.store] = append(byStore[p.store], fmt.Sprintf("%d@%s#%s", p.sfID, p.channel, reference(p.sfID)))
+	}
+	return Store1 + ":" + strings.Join(byStore[Store1], "|") + "," + Store2 + ":" + strings.Join(byStore[Store2], "|")
+}
+
+func reference(sfID int64) string { return fmt.Sprintf("MP-%d", sfID) }
+
+// LoadData reads back what Seed created in a database it seeded before
+// (the seed container of docker-compose.yml).
+func LoadData(ctx context.Context, db *sql.DB, prefix string) (Data, error) {
+	rows, err := db.QueryContext(ctx, "SELECT o.id_order, o.id_shop, s.id_internal_shoppingfeed, s.name_marketplace FROM `"+prefix+"orders` o JOIN `"+
+		prefix+"shoppingfeed_order` s ON s.id_order = o.id_order ORDER BY o.id_order")
+	if err != nil {
+		return Data{}, fmt.Errorf("load the seeded orders: %w", err)
+	}
+	defer rows.Close()
+	plan := map[int64]plannedOrder{}
+	for _, p := range seededOrders() {
+		plan[p.sfID] = p
+	}
+	var d Data
+	for rows.Next() {
+		var o Order
+		var shop uint32
+		var sfID sql.NullInt64
+		if err := rows.Scan(&o.ID, &shop, &sfID, &o.Channel); err != nil {
+			return Data{}, fmt.Errorf("load the seeded orders: %w", err)
+		}
+		o.SFID = sfID.Int64
+		p, ok := plan[o.SFID]
+		if !ok || p.channel != o.Channel {
+			return Data{}, fmt.Errorf("order %d (Shopping Feed %d on %s) is not one that the seed creates", o.ID, o.SFID, o.Channel)
+		}
+		if p.store == Store1 {
+			d.Shop1.ShopID = shop
+			d.Orders1 = append(d.Orders1, o)
+		} else {
+			d.Shop2.ShopID = shop
+			d.Orders2 = append(d.Orders2, o)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Data{}, fmt.Errorf("load the seeded orders: %w", err)
+	}
+	if n := len(d.Orders1) + len(d.Orders2); n != len(plan) {
+		return Data{}, fmt.Errorf("the database holds %d Shopping Feed orders, the seed creates %d: not a freshly seeded database", n, len(plan))
+	}
+	return d, nil
 }
 
 // Describe prints what Seed created.

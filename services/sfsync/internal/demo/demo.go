@@ -81,15 +81,8 @@ func Run(ctx context.Context, o Options) error {
 	sbCfg.Seed = 42
 	// The sandbox knows each store's orders and their channels, as Shopping
 	// Feed does: that is how a refund of a cdiscount order sent by id fails.
-	sbCfg.Orders = sfsandbox.Orders{}
-	for _, set := range []struct {
-		store  string
-		orders []Order
-	}{{Store1, data.Orders1}, {Store2, data.Orders2}} {
-		for _, o := range set.orders {
-			id := mustInt(set.store)
-			sbCfg.Orders[id] = append(sbCfg.Orders[id], sfsandbox.Order{ID: o.SFID, Reference: fmt.Sprintf("MP-%d", o.SFID), ChannelName: o.Channel})
-		}
+	if err := sbCfg.Orders.UnmarshalText([]byte(SandboxOrders())); err != nil {
+		return fmt.Errorf("SandboxOrders: %w", err)
 	}
 	sb, err := sfsandbox.Start(sbCfg, nil)
 	if err != nil {
@@ -136,6 +129,45 @@ func Run(ctx context.Context, o Options) error {
 
 	fx := shopfixture.New(db, "ps_")
 	steps := script(data)
+	if err := act(ctx, out, fx, steps); err != nil {
+		return err
+	}
+	results, err := settle(ctx, out, db, steps, o.Timeout, func(context.Context) ([]sfsandbox.RecordedOperation, error) { return sb.Operations(), nil })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "look further while bin/sfsync runs (embedded NATS on 127.0.0.1:4222 by default):")
+	for _, c := range []string{
+		"nats --server nats://127.0.0.1:4222 stream info SFSYNC_ORDERS",
+		"nats --server nats://127.0.0.1:4222 stream view SFSYNC_ORDERS --subject 'sfsync.order.status.>'",
+		"nats --server nats://127.0.0.1:4222 consumer info SFSYNC_ORDERS sender-wait",
+		"nats --server nats://127.0.0.1:4222 kv get sfsync_checkpoints detector.<database>.ps_",
+		"bin/sfsync status   # tasks, tickets, failures, detector position, backlog",
+	} {
+		fmt.Fprintln(out, "  "+c)
+	}
+	fmt.Fprintf(out, "\ndemo finished in %s\n", time.Since(began).Round(time.Second))
+	return verdict(out, results)
+}
+
+// verdict returns an error naming every order that did not end as
+// expected.
+func verdict(out io.Writer, results []result) error {
+	var bad []string
+	for _, r := range results {
+		if !r.ok {
+			bad = append(bad, fmt.Sprintf("order %d (%s): %s", r.step.order.ID, r.step.did, r.why))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%d orders did not end as expected:\n  %s", len(bad), strings.Join(bad, "\n  "))
+	}
+	fmt.Fprintln(out, "every order ended as expected")
+	return nil
+}
+
+// act plays the merchant's actions of steps.
+func act(ctx context.Context, out io.Writer, fx *shopfixture.Fixture, steps []step) error {
 	fmt.Fprintln(out, "merchant actions:")
 	for _, s := range steps {
 		if s.act == nil {
@@ -158,8 +190,14 @@ func Run(ctx context.Context, o Options) error {
 		fmt.Fprintln(out, line)
 	}
 	fmt.Fprintln(out)
+	return nil
+}
 
-	timeout := o.Timeout
+// settle checks every step once a second until all have ended as expected
+// and the longest delay has passed (so that a late duplicate would show),
+// or timeout (90 s when 0) has passed; it prints the progress and the
+// table of results. ops returns what Shopping Feed has received.
+func settle(ctx context.Context, out io.Writer, db *sql.DB, steps []step, timeout time.Duration, ops func(context.Context) ([]sfsandbox.RecordedOperation, error)) ([]result, error) {
 	if timeout == 0 {
 		timeout = 90 * time.Second
 	}
@@ -167,9 +205,13 @@ func Run(ctx context.Context, o Options) error {
 	start := time.Now()
 	var results []result
 	for {
-		results, err = check(ctx, db, sb, steps)
+		received, err := ops(ctx)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		results, err = check(ctx, db, received, steps)
+		if err != nil {
+			return nil, err
 		}
 		ok := 0
 		for _, r := range results {
@@ -179,9 +221,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		pending, tickets, failed := counts(ctx, db)
 		fmt.Fprintf(out, "  t+%-4s %2d/%d orders settled | tasks: %d waiting, %d ticket pending, %d failed | %d operations sent\n",
-			time.Since(start).Round(time.Second), ok, len(results), pending, tickets, failed, len(sb.Operations()))
-		// Settled, and past the longest delay, so that a late duplicate
-		// would have shown.
+			time.Since(start).Round(time.Second), ok, len(results), pending, tickets, failed, len(received))
 		if ok == len(results) && time.Since(start) > shipDelay+3*time.Second {
 			break
 		}
@@ -190,35 +230,14 @@ func Run(ctx context.Context, o Options) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
 	fmt.Fprintln(out)
 	printTable(out, results)
 	fmt.Fprintln(out)
-	fmt.Fprintln(out, "look further while bin/sfsync runs (embedded NATS on 127.0.0.1:4222 by default):")
-	for _, c := range []string{
-		"nats --server nats://127.0.0.1:4222 stream info SFSYNC_ORDERS",
-		"nats --server nats://127.0.0.1:4222 stream view SFSYNC_ORDERS --subject 'sfsync.order.status.>'",
-		"nats --server nats://127.0.0.1:4222 consumer info SFSYNC_ORDERS sender-wait",
-		"nats --server nats://127.0.0.1:4222 kv get sfsync_checkpoints detector.<database>.ps_",
-		"bin/sfsync status   # tasks, tickets, failures, detector position, backlog",
-	} {
-		fmt.Fprintln(out, "  "+c)
-	}
-	var bad []string
-	for _, r := range results {
-		if !r.ok {
-			bad = append(bad, fmt.Sprintf("order %d (%s): %s", r.step.order.ID, r.step.did, r.why))
-		}
-	}
-	fmt.Fprintf(out, "\ndemo finished in %s\n", time.Since(began).Round(time.Second))
-	if len(bad) > 0 {
-		return fmt.Errorf("%d orders did not end as expected:\n  %s", len(bad), strings.Join(bad, "\n  "))
-	}
-	fmt.Fprintln(out, "every order ended as expected")
-	return nil
+	return results, nil
 }
 
 func mustInt(s string) int64 { n, _ := strconv.ParseInt(s, 10, 64); return n }
@@ -329,10 +348,10 @@ type result struct {
 
 // check compares every step with what the sandbox received and what the
 // task table and the process log hold.
-func check(ctx context.Context, db *sql.DB, sb *sfsandbox.Server, steps []step) ([]result, error) {
+func check(ctx context.Context, db *sql.DB, received []sfsandbox.RecordedOperation, steps []step) ([]result, error) {
 	sent := map[int64][]string{}
 	batches := map[int64]string{}
-	for _, op := range sb.Operations() {
+	for _, op := range received {
 		var e struct {
 			ID     int64  `json:"id"`
 			Number string `json:"trackingNumber"`
