@@ -69,7 +69,7 @@ func (c *shopReports) report(ctx context.Context, shopID uint32, kind, msg strin
 	c.reported[key] = time.Now()
 	c.mu.Unlock()
 	c.d.log.Error("shop not synchronised", "shop_id", shopID, "reason", msg)
-	if err := c.d.store.ProcessLog(ctx, prestashop.LogEntry{Name: "sfsync:detector", Msg: msg, Level: prestashop.LevelError, Session: c.d.instance}); err != nil {
+	if err := c.d.store.ProcessLog(ctx, prestashop.LogEntry{Name: "sfsync:detector", Msg: msg, Level: prestashop.LevelError, ObjectName: "Shop", ObjectID: shopID, Session: c.d.instance}); err != nil {
 		c.d.log.Warn("write process log", "err", err)
 	}
 }
@@ -98,6 +98,6 @@ func (c *shopReports) checkToken(ctx context.Context, id uint32) {
 	if _, err := c.d.store.ActiveToken(ctx, id); errors.Is(err, prestashop.ErrNotFound) {
 		msg := "shop has no active Shopping Feed token (shoppingfeed_token): its orders are sent with their own token or SF_TOKEN, and fail without one"
 		c.d.log.Warn("shop has no token", "shop_id", id)
-		_ = c.d.store.ProcessLog(ctx, prestashop.LogEntry{Name: "sfsync:detector", Msg: "shop " + strconv.FormatUint(uint64(id), 10) + ": " + msg, Level: prestashop.LevelError, Session: c.d.instance})
+		_ = c.d.store.ProcessLog(ctx, prestashop.LogEntry{Name: "sfsync:detector", Msg: "shop " + strconv.FormatUint(uint64(id), 10) + ": " + msg, Level: prestashop.LevelError, ObjectName: "Shop", ObjectID: id, Session: c.d.instance})
 	}
 }

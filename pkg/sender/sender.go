@@ -106,7 +106,7 @@ func New(cfg Config, d Deps) (*Sender, error) {
 		s.signer = webhook.Signer{KeyID: cfg.Targets.Hook.KeyID, Secret: cfg.Targets.Hook.Secret}
 	}
 	if len(s.instance) > 64 {
-		s.instance = s.instance[:64]
+		s.instance = prestashop.ColumnText(s.instance, 64)
 	}
 	s.shops = shoppolicy.New(d.Store, pc)
 	return s, nil
