@@ -21,8 +21,11 @@ import (
 )
 
 func TestOperateAndFollowTickets(t *testing.T) {
+	// The read right after the POST must find the tickets pending: they
+	// stay scheduled for a second, whatever the load on the machine (30 ms
+	// was too short with the whole suite running on two cores).
 	e := newEnv(t, func(c *sfsandbox.Config) {
-		c.ScheduledFor = 30 * time.Millisecond
+		c.ScheduledFor = time.Second
 		c.RunningFor = 30 * time.Millisecond
 	}, nil)
 	orders := []shoppingfeed.OrderOperation{
