@@ -119,7 +119,7 @@ func (s *Sandbox) handleOperate(w http.ResponseWriter, r *http.Request) {
 	for _, e := range entries {
 		final, msg, stuck := s.outcome(storeID, op, e)
 		t := &ticket{
-			id: s.nextID(), batchID: b.id, storeID: storeID, op: op, payload: e.raw,
+			id: s.nextID(), batchID: b.id, storeID: storeID, op: op, payload: e.raw, orderID: e.id,
 			scheduledAt: now, startedAt: now.Add(s.cfg.ScheduledFor),
 			final: final, message: msg,
 		}

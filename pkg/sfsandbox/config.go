@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,6 +130,9 @@ type Faults struct {
 	// Latency delays every answer, plus a random part up to LatencyJitter.
 	Latency       time.Duration `env:"SANDBOX_LATENCY"`
 	LatencyJitter time.Duration `env:"SANDBOX_LATENCY_JITTER"`
+	// StoreLatency delays every answer about one store more: a slow store
+	// ("1002=3s,1003=500ms").
+	StoreLatency StoreDurations `env:"SANDBOX_STORE_LATENCY"`
 	// ErrorRate answers a share of requests with a random 500, 502, 503 or
 	// 504 (nothing is processed).
 	ErrorRate float64 `env:"SANDBOX_ERROR_RATE"`
@@ -139,6 +143,10 @@ type Faults struct {
 	// RateLimit is enforced per token: "10/2s" allows 10 requests in any
 	// 2 s span; "none" (the zero Rate) enforces nothing.
 	RateLimit Rate `env:"SANDBOX_RATE_LIMIT, default=10/2s"`
+	// Strict counts the refused requests in the rate-limit window too, as a
+	// limiter that logs every attempt does: a client that retries before
+	// the window allows stays refused.
+	Strict bool `env:"SANDBOX_STRICT"`
 	// TicketFailureRate fails, and TicketCancelRate cancels, a share of the
 	// tickets the rules let succeed.
 	TicketFailureRate float64 `env:"SANDBOX_TICKET_FAILURE_RATE"`
@@ -193,6 +201,8 @@ type faultsJSON struct {
 	ThrottleRate      float64 `json:"throttleRate"`
 	ThrottleWait      string  `json:"throttleWait"`
 	RateLimit         Rate    `json:"rateLimit"`
+	Strict            bool    `json:"strict"`
+	StoreLatency      string  `json:"storeLatency"`
 	TicketFailureRate float64 `json:"ticketFailureRate"`
 	TicketCancelRate  float64 `json:"ticketCancelRate"`
 	StuckRate         float64 `json:"stuckRate"`
@@ -204,7 +214,8 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 	return json.Marshal(faultsJSON{
 		Latency: f.Latency.String(), LatencyJitter: f.LatencyJitter.String(),
 		ErrorRate: f.ErrorRate, ThrottleRate: f.ThrottleRate, ThrottleWait: f.ThrottleWait.String(),
-		RateLimit: f.RateLimit, TicketFailureRate: f.TicketFailureRate, TicketCancelRate: f.TicketCancelRate,
+		RateLimit: f.RateLimit, Strict: f.Strict, StoreLatency: f.StoreLatency.String(),
+		TicketFailureRate: f.TicketFailureRate, TicketCancelRate: f.TicketCancelRate,
 		StuckRate: f.StuckRate, StuckFor: f.StuckFor.String(),
 	})
 }
@@ -242,10 +253,52 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		}
 		*d.into = v
 	}
-	g.ErrorRate, g.ThrottleRate, g.RateLimit = w.ErrorRate, w.ThrottleRate, w.RateLimit
+	g.ErrorRate, g.ThrottleRate, g.RateLimit, g.Strict = w.ErrorRate, w.ThrottleRate, w.RateLimit, w.Strict
+	if err := g.StoreLatency.UnmarshalText([]byte(w.StoreLatency)); err != nil {
+		return fmt.Errorf("storeLatency: %w", err)
+	}
 	g.TicketFailureRate, g.TicketCancelRate, g.StuckRate = w.TicketFailureRate, w.TicketCancelRate, w.StuckRate
 	*f = g
 	return nil
+}
+
+// StoreDurations maps a store id to a duration: "1002=3s,1003=500ms".
+type StoreDurations map[int64]time.Duration
+
+// UnmarshalText reads "store=duration,…"; empty is none.
+func (d *StoreDurations) UnmarshalText(b []byte) error {
+	var out StoreDurations
+	for _, item := range splitList(string(b), ",") {
+		if out == nil {
+			out = StoreDurations{}
+		}
+		ss, ds, ok := strings.Cut(item, "=")
+		store, err := strconv.ParseInt(strings.TrimSpace(ss), 10, 64)
+		if !ok || err != nil || store <= 0 {
+			return fmt.Errorf("%q: want store=duration", item)
+		}
+		v, err := time.ParseDuration(strings.TrimSpace(ds))
+		if err != nil || v < 0 {
+			return fmt.Errorf("%q: want store=duration", item)
+		}
+		out[store] = v
+	}
+	*d = out
+	return nil
+}
+
+// String is the form UnmarshalText reads, by store id.
+func (d StoreDurations) String() string {
+	ids := make([]int64, 0, len(d))
+	for id := range d {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10) + "=" + d[id].String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // Rate is "Requests per Per"; the zero Rate means unlimited.

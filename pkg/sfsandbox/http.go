@@ -76,7 +76,7 @@ func (s *Sandbox) withFaults(next http.Handler) http.Handler {
 
 		s.mu.Lock()
 		f := s.faults
-		delay := f.Latency
+		delay := f.Latency + f.StoreLatency[pathStore(r.URL.Path)]
 		if f.LatencyJitter > 0 {
 			delay += time.Duration(s.rng.Int64N(int64(f.LatencyJitter) + 1))
 		}
@@ -124,6 +124,20 @@ func writeInjected(w http.ResponseWriter, status int, throttleWait time.Duration
 	}
 }
 
+// pathStore is the store id of a /v1/store/{id}/… path, 0 for others.
+func pathStore(path string) int64 {
+	rest, ok := strings.CutPrefix(path, "/v1/store/")
+	if !ok {
+		return 0
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // window enforces "at most n requests in any span of per" for one token.
 type window struct {
 	times []time.Time // accepted requests; a ring once full
@@ -132,12 +146,21 @@ type window struct {
 
 // admit reports whether a request at now keeps the rule; if not, how long
 // until it would. remaining is what is left in the current span.
-func (w *window) admit(now time.Time, r Rate) (ok bool, wait time.Duration, remaining int) {
+//
+// strict counts a refused request in the window as well.
+func (w *window) admit(now time.Time, r Rate, strict bool) (ok bool, wait time.Duration, remaining int) {
 	if len(w.times) < r.Requests {
 		w.times = append(w.times, now)
 		return true, 0, r.Requests - w.inSpan(now, r.Per)
 	}
 	if age := now.Sub(w.times[w.next]); age < r.Per {
+		if strict {
+			// The refused request takes the oldest one's place: the next
+			// is admitted once the new oldest leaves the span.
+			w.times[w.next] = now
+			w.next = (w.next + 1) % len(w.times)
+			return false, r.Per - now.Sub(w.times[w.next]), 0
+		}
 		return false, r.Per - age, 0
 	}
 	w.times[w.next] = now
@@ -180,7 +203,7 @@ func (s *Sandbox) authenticate(w http.ResponseWriter, r *http.Request) (string, 
 			win = &window{}
 			s.windows[tok] = win
 		}
-		ok, wait, remaining = win.admit(now, rl)
+		ok, wait, remaining = win.admit(now, rl, s.faults.Strict)
 	}
 	s.mu.Unlock()
 	if !rl.Unlimited() {

@@ -256,10 +256,20 @@ func (s *Sandbox) Handler() http.Handler {
 		{"POST", "/v1/store/{storeId}/order/{operation}", s.handleOperate},
 		{"GET", "/v1/store/{storeId}/ticket", s.handleTickets},
 		{"GET", "/v1/store/{storeId}/ticket/{ticketId}", s.handleTicket},
+		// One path for both: {operation} is the order id on a GET.
+		{"GET", "/v1/store/{storeId}/order/{operation}", s.handleOrder},
 	}
+	allowed := map[string][]string{}
+	var paths []string
 	for _, r := range routes {
 		api.HandleFunc(r.method+" "+r.path, r.h)
-		api.HandleFunc(r.path, methodNotAllowed(r.method))
+		if allowed[r.path] == nil {
+			paths = append(paths, r.path)
+		}
+		allowed[r.path] = append(allowed[r.path], r.method)
+	}
+	for _, p := range paths {
+		api.HandleFunc(p, methodNotAllowed(strings.Join(allowed[p], ", ")))
 	}
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))

@@ -32,6 +32,8 @@ type ticket struct {
 	storeID     int64
 	op          string
 	payload     json.RawMessage
+	// orderID is the entry's Shopping Feed order id (0: sent by reference).
+	orderID int64
 	// The schedule, fixed at creation: the state shown is read from it.
 	scheduledAt, startedAt, finishedAt time.Time
 	final                              string
