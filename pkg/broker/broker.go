@@ -170,6 +170,11 @@ func (s Settings) withDefaults() Settings {
 	return s
 }
 
+// SenderAckWait is the sender consumers' AckWait: a message a sender held
+// when it died comes back to another within it. A sender reports progress
+// on the messages it holds every third of it (and of CLAIM_TTL).
+const SenderAckWait = 10 * time.Second
+
 // WaitingMaxAckPending bounds the updates that may wait at once on a wait
 // consumer: each waiting update holds one slot for its whole delay.
 const WaitingMaxAckPending = 1_000_000
@@ -222,13 +227,14 @@ func declared(s Settings) declarations {
 	for _, c := range []struct {
 		stream, name, filter string
 		maxAckPending        int
+		ackWait              time.Duration
 	}{
-		{OrdersStream, SenderConsumer, events.OrderStatusPrefix + ".>", 1000},
-		{OrdersStream, SenderWaitConsumer, events.OrderWaitPrefix + ".>", WaitingMaxAckPending},
-		{TicketsStream, TicketConsumer, events.TicketCheckPrefix + ".>", 1000},
-		{TicketsStream, TicketWaitConsumer, events.TicketWaitPrefix + ".>", WaitingMaxAckPending},
+		{OrdersStream, SenderConsumer, events.OrderStatusPrefix + ".>", 1000, SenderAckWait},
+		{OrdersStream, SenderWaitConsumer, events.OrderWaitPrefix + ".>", WaitingMaxAckPending, SenderAckWait},
+		{TicketsStream, TicketConsumer, events.TicketCheckPrefix + ".>", 1000, 60 * time.Second},
+		{TicketsStream, TicketWaitConsumer, events.TicketWaitPrefix + ".>", WaitingMaxAckPending, 60 * time.Second},
 	} {
-		d.consumers = append(d.consumers, consumerDecl{c.stream, consumer(c.name, c.filter, c.maxAckPending, s.Replicas)})
+		d.consumers = append(d.consumers, consumerDecl{c.stream, consumer(c.name, c.filter, c.maxAckPending, c.ackWait, s.Replicas)})
 	}
 	return d
 }
@@ -254,14 +260,14 @@ func Declare(ctx context.Context, js jetstream.JetStream, s Settings) error {
 	return nil
 }
 
-func consumer(name, filter string, maxAckPending, replicas int) jetstream.ConsumerConfig {
+func consumer(name, filter string, maxAckPending int, ackWait time.Duration, replicas int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "sfsync " + name,
 		FilterSubject: filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       60 * time.Second,
+		AckWait:       ackWait,
 		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
 		Replicas:      replicas,

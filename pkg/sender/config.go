@@ -37,8 +37,10 @@ type Config struct {
 	RetryBase       time.Duration `env:"SEND_RETRY_BASE, default=2s"`
 	RetryMax        time.Duration `env:"SEND_RETRY_MAX, default=5m"`
 	// ClaimTTL is how long a claim on a task keeps other senders off it;
-	// claims of work in progress are renewed.
-	ClaimTTL time.Duration `env:"CLAIM_TTL, default=2m"`
+	// claims of work in progress are renewed every third of it, so a
+	// sender killed with its orders in hand frees them within ClaimTTL
+	// (and its messages come back after the consumers' AckWait, 10 s).
+	ClaimTTL time.Duration `env:"CLAIM_TTL, default=10s"`
 	// Workers per lane prepare messages (database reads) in parallel.
 	Workers int `env:"SENDER_WORKERS, default=8"`
 	// Concurrency bounds the POSTs in flight (the client also paces each

@@ -282,10 +282,11 @@ func (s *Sender) hold(ctx context.Context, it *item, d time.Duration, reason, no
 	return waitFor(it.task, d, reason)
 }
 
-// keepAlive tells the broker every 20 s that held messages are still being
-// worked on, and renews their claims.
+// keepAlive tells the broker every third of CLAIM_TTL that held messages
+// are still being worked on, and renews their claims: both stay short, so
+// that a sender that dies frees its orders within seconds.
 func (s *Sender) keepAlive(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Second)
+	t := time.NewTicker(min(s.cfg.ClaimTTL/3, broker.SenderAckWait/3))
 	defer t.Stop()
 	for {
 		select {

@@ -164,11 +164,81 @@ type workers struct {
 // pipeline says how many senders and pollers run, and how they reach
 // Shopping Feed; the zero value is one of each, the client unpaced.
 type pipeline struct {
+	// senders is how many run (0: one; -1: none).
 	senders, pollers int
 	// rateLimit is SF_RATE_LIMIT ("none" when empty).
 	rateLimit string
 	// batchSize is BATCH_SIZE (0: the shop's).
 	batchSize int
+	// sweepAfter is SWEEP_AFTER (0: 3 s).
+	sweepAfter time.Duration
+}
+
+func (p pipeline) withDefaults() pipeline {
+	if p.senders == 0 {
+		p.senders = 1
+	}
+	p.pollers = max(p.pollers, 1)
+	if p.rateLimit == "" {
+		p.rateLimit = "none"
+	}
+	if p.sweepAfter == 0 {
+		p.sweepAfter = 3 * time.Second
+	}
+	return p
+}
+
+// openDeps opens a worker's connections as its process would; they close
+// when the test ends.
+func openDeps(t *testing.T, name string, cfg service.Config, log *slog.Logger) *service.Deps {
+	t.Helper()
+	d, err := service.Open(context.Background(), name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// sfClient is a worker's Shopping Feed client for the sandbox at sbURL.
+func sfClient(t *testing.T, d *service.Deps, sbURL string, p pipeline) *shoppingfeed.Client {
+	t.Helper()
+	c, err := d.ShoppingFeed(context.Background(), shoppingfeed.Config{BaseURL: sbURL, Timeout: 5 * time.Second, RateLimit: p.withDefaults().rateLimit, MaxRetries: 0, MaxOrdersPerRequest: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// runUntilCleanup runs f until the test ends.
+func runUntilCleanup(t *testing.T, name string, f func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := f(ctx); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// senderConfig is a sender's configuration for these tests.
+func senderConfig(p pipeline) sender.Config {
+	return sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
+		TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
+		RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second, BatchSize: p.batchSize}
+}
+
+// newSender opens a sender named name on cfg with scfg.
+func newSender(t *testing.T, name string, cfg service.Config, scfg sender.Config, sbURL string, log *slog.Logger, p pipeline) (*sender.Sender, *service.Deps) {
+	t.Helper()
+	sd := openDeps(t, name, cfg, log)
+	snd, err := sender.New(scfg, sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(t, sd, sbURL, p), Log: sd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snd, sd
 }
 
 // startWorkers opens and runs the workers on cfg against the sandbox at
@@ -176,73 +246,34 @@ type pipeline struct {
 func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logger, p pipeline) workers {
 	t.Helper()
 	ctx := context.Background()
-	p.senders, p.pollers = max(p.senders, 1), max(p.pollers, 1)
-	if p.rateLimit == "" {
-		p.rateLimit = "none"
-	}
-	open := func(name string) *service.Deps {
-		t.Helper()
-		d, err := service.Open(ctx, name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(d.Close)
-		return d
-	}
-	sfClient := func(d *service.Deps) *shoppingfeed.Client {
-		t.Helper()
-		c, err := d.ShoppingFeed(ctx, shoppingfeed.Config{BaseURL: sbURL, Timeout: 5 * time.Second, RateLimit: p.rateLimit, MaxRetries: 0, MaxOrdersPerRequest: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	run := func(name string, f func(context.Context) error) {
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := f(rctx); err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		}()
-		t.Cleanup(func() { cancel(); <-done })
-	}
-
-	dd := open("detector")
+	p = p.withDefaults()
+	dd := openDeps(t, "detector", cfg, log)
 	delay := time.Second
 	det, err := detector.New(ctx, detector.Config{PollInterval: 50 * time.Millisecond, BatchSize: 500, GapGrace: 2 * time.Second,
-		WriterCheck: true, ShippedDelay: &delay, StartFrom: "now", SweepInterval: 500 * time.Millisecond, SweepAfter: 3 * time.Second,
+		WriterCheck: true, ShippedDelay: &delay, StartFrom: "now", SweepInterval: 500 * time.Millisecond, SweepAfter: p.sweepAfter,
 		SettingsTTL: time.Second},
 		detector.Deps{Store: dd.Store, NC: dd.NC, Log: dd.Log, Instance: "detector", LeaseTTL: cfg.LeaseTTL, Keeper: dd.Keeper})
 	if err != nil {
 		t.Fatal(err)
 	}
-	run("detector", det.Run)
+	runUntilCleanup(t, "detector", det.Run)
 
-	for i := range p.senders {
+	for i := range max(p.senders, 0) {
 		name := fmt.Sprintf("sender-%d", i+1)
-		sd := open(name)
-		snd, err := sender.New(sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
-			TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
-			RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second, BatchSize: p.batchSize},
-			sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(sd), Log: sd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
-		if err != nil {
-			t.Fatal(err)
-		}
-		run(name, snd.Run)
+		snd, _ := newSender(t, name, cfg, senderConfig(p), sbURL, log, p)
+		runUntilCleanup(t, name, snd.Run)
 	}
 	for i := range p.pollers {
 		name := fmt.Sprintf("ticketpoller-%d", i+1)
-		pd := open(name)
+		pd := openDeps(t, name, cfg, log)
 		poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 			Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
 			SMTPTimeout: 5 * time.Second},
-			ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(pd), Log: pd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
+			ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(t, pd, sbURL, p), Log: pd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
 		if err != nil {
 			t.Fatal(err)
 		}
-		run(name, poller.Run)
+		runUntilCleanup(t, name, poller.Run)
 	}
 	return workers{detector: det, detectorDeps: dd}
 }
