@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := app.Run(context.Background(), config.MapLookup(tt.env), &bytes.Buffer{})
+			err := app.Run(context.Background(), nil, config.MapLookup(tt.env), &bytes.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.wantVar)
 			}
@@ -47,7 +48,7 @@ func TestRunServesReadyzWithRole(t *testing.T) {
 	out := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, config.MapLookup(map[string]string{
+		done <- app.Run(ctx, nil, config.MapLookup(map[string]string{
 			"MYSQL_DSN": db.DSN, "NATS_URL": b.URL, "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
 			"LEASE_TTL": "2s",
 		}), out)
@@ -84,4 +85,10 @@ func TestRunServesReadyzWithRole(t *testing.T) {
 	if strings.Contains(out.String(), "root@") {
 		t.Fatal("the DSN reached the log")
 	}
+}
+
+func TestCommandLine(t *testing.T) {
+	testenv.CommandLine(t, "detector", func(ctx context.Context, args []string, stdout io.Writer) error {
+		return app.Run(ctx, args, config.MapLookup(nil), stdout)
+	}, "MYSQL_DSN", "NATS_URL", "HTTP_ADDR")
 }

@@ -124,6 +124,19 @@ func Embedded(dir, addr string) (*server.Server, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
+	if port > 0 {
+		// nats-server only logs a taken port and never becomes ready; say
+		// what to do instead.
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			there := host
+			if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+				there = "127.0.0.1"
+			}
+			return nil, fmt.Errorf("EMBEDDED_NATS_ADDR %s: cannot listen (%w): if a NATS broker already runs there, set NATS_URL=nats://%s to use it; otherwise set EMBEDDED_NATS_ADDR to a free address", addr, err, net.JoinHostPort(there, portStr))
+		}
+		ln.Close()
+	}
 	s, err := server.NewServer(&server.Options{
 		ServerName: "sfsync-embedded", Host: host, Port: port, JetStream: true,
 		StoreDir: filepath.Join(dir, "nats"), NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
