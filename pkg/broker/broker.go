@@ -90,7 +90,7 @@ func Connect(c Config, name string, log *slog.Logger, extra ...nats.Option) (*na
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", config.RedactURL(c.URL), config.RedactErr(err, c.URL))
 	}
 	return nc, nil
 }

@@ -147,3 +147,41 @@ func RedactURL(s string) string {
 	}
 	return out
 }
+
+// RedactErr returns err with rawURL's password and query string hidden from
+// its message (the whole URL too, when it is quoted as given), for errors of
+// calls that were handed a URL: Go's url.Error, for one, prints the URL it
+// failed on. errors.Is and errors.As still see err.
+func RedactErr(err error, rawURL string) error {
+	if err == nil || !strings.Contains(rawURL, "://") {
+		return err
+	}
+	msg := strings.ReplaceAll(err.Error(), rawURL, RedactURL(rawURL))
+	if u, perr := url.Parse(rawURL); perr == nil {
+		var hide []string
+		if p, ok := u.User.Password(); ok && p != "" {
+			hide = append(hide, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+		if u.RawQuery != "" {
+			hide = append(hide, u.RawQuery)
+		}
+		if u.Fragment != "" {
+			hide = append(hide, u.Fragment)
+		}
+		for _, h := range hide {
+			msg = strings.ReplaceAll(msg, h, redacted)
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

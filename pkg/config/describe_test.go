@@ -2,6 +2,10 @@ package config_test
 
 import (
 	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
 	"log/slog"
 	"strings"
 	"testing"
@@ -81,5 +85,37 @@ func TestDescribe(t *testing.T) {
 	}
 	if strings.Contains(out, "pw-") {
 		t.Fatalf("a secret reached the log:\n%s", out)
+	}
+}
+
+// TestRedactErr uses the error Go's HTTP client really returns for an
+// unreachable URL: a url.Error that names the URL, query string included.
+func TestRedactErr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	raw := "http://u:pw%2Fsecret@" + addr + "/in?token=q-secret"
+	_, herr := http.Get(raw)
+	if herr == nil {
+		t.Fatal("a closed port answered")
+	}
+	got := config.RedactErr(herr, raw)
+	if strings.Contains(got.Error(), "secret") || !strings.Contains(got.Error(), addr) || !strings.Contains(got.Error(), "refused") {
+		t.Fatalf("RedactErr = %q (from %q)", got, herr)
+	}
+	var ue *url.Error
+	if !errors.As(got, &ue) {
+		t.Fatal("errors.As no longer finds the url.Error")
+	}
+	// url.Parse quotes its input.
+	_, perr := url.Parse("http://u:pw-secret@host:port:bad/?q=secret")
+	if got := config.RedactErr(perr, "http://u:pw-secret@host:port:bad/?q=secret"); strings.Contains(got.Error(), "secret") {
+		t.Fatalf("RedactErr = %q", got)
+	}
+	if config.RedactErr(nil, raw) != nil {
+		t.Fatal("RedactErr(nil) is not nil")
 	}
 }

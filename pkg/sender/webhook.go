@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 )
 
@@ -165,13 +166,14 @@ func (s *Sender) postWebhook(ctx context.Context, it *item, status string, body 
 		err = s.signer.Sign(req, body)
 	}
 	if err != nil {
-		s.fail(ctx, it, "build webhook request: "+err.Error())
+		s.fail(ctx, it, "build webhook request: "+config.RedactErr(err, url).Error())
 		return
 	}
 	resp, err := s.hookClient.Do(req)
 	if err != nil {
+		// Go's url.Error names the URL: never its password or query.
 		s.m.calls.WithLabelValues(string(opWebhook), "retry").Inc()
-		s.retry(ctx, []*item{it}, &hookError{msg: err.Error()})
+		s.retry(ctx, []*item{it}, &hookError{msg: config.RedactErr(err, url).Error()})
 		return
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

@@ -49,8 +49,8 @@ func TestRunServesReadyzWithRole(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, nil, config.MapLookup(map[string]string{
-			"MYSQL_DSN": db.DSN, "NATS_URL": b.URL, "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
-			"LEASE_TTL": "2s",
+			"MYSQL_DSN": db.DSN, "NATS_URL": strings.Replace(b.URL, "nats://", "nats://app:pw-NATS-secret@", 1), "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
+			"LEASE_TTL": "2s", "WEBHOOK_URL": "https://hook:pw-HOOK-secret@hook.example/in?token=q-HOOK-secret",
 		}), out)
 	}()
 	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
@@ -82,8 +82,17 @@ func TestRunServesReadyzWithRole(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if strings.Contains(out.String(), "root@") {
-		t.Fatal("the DSN reached the log")
+	// The start-up line: the configuration by variable name, readable
+	// durations, every credential hidden (the test broker takes any user).
+	logs := out.String()
+	for _, want := range []string{`"POLL_INTERVAL":"200ms"`, `"LEASE_TTL":"2s"`, `"MYSQL_DSN":"[redacted]"`,
+		`"NATS_URL":"nats://app:[redacted]@127.0.0.1:`, `"WEBHOOK_URL":"https://hook:[redacted]@hook.example/in?[redacted]"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "root@") || strings.Contains(logs, "-secret") {
+		t.Fatalf("a credential reached the log:\n%s", logs)
 	}
 }
 

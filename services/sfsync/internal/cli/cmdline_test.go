@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -84,5 +85,32 @@ func TestEmbeddedPortTaken(t *testing.T) {
 	err = cli.Run(ctx, nil, config.MapLookup(w.env), &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "NATS_URL=nats://"+ln.Addr().String()) || !strings.Contains(err.Error(), "EMBEDDED_NATS_ADDR") {
 		t.Fatalf("err = %v, want one naming EMBEDDED_NATS_ADDR and telling to set NATS_URL=nats://%s", err, ln.Addr())
+	}
+}
+
+// TestOperatorCommandsHideURLCredentials: NATS_URL and WEBHOOK_URL may
+// carry a password and a query string; status and check, which report an
+// unreachable broker by its URL, show neither.
+func TestOperatorCommandsHideURLCredentials(t *testing.T) {
+	w := newWorld(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	w.env["NATS_URL"] = "nats://app:pw-NATS-secret@" + addr + "?token=q-NATS-secret"
+	w.env["WEBHOOK_URL"] = "https://hook:pw-HOOK-secret@hook.example/in?token=q-HOOK-secret"
+	for _, args := range [][]string{{"status"}, {"status", "--json"}, {"check"}, {"check", "--json"}, {"replay", "--from", "id:1"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, err := w.run(args...)
+			all := out + fmt.Sprint(err)
+			if !strings.Contains(all, addr) {
+				t.Fatalf("%v does not name the broker it could not reach:\n%s", args, all)
+			}
+			if strings.Contains(all, "-secret") {
+				t.Fatalf("%v shows a URL's password or query string:\n%s", args, all)
+			}
+		})
 	}
 }
