@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/sfsync/sfsync/pkg/buildinfo"
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/prestashop"
@@ -157,12 +155,11 @@ func operate(ctx context.Context, cmd string, args []string, lookup config.Looku
 	if cfg.Embedded {
 		url = "nats://" + cfg.EmbeddedNATSAddr
 	}
-	var natsOpts []nats.Option
-	if cfg.NATS.User != "" {
-		natsOpts = append(natsOpts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password.Reveal()))
-	}
-	if cfg.NATS.Creds != "" {
-		natsOpts = append(natsOpts, nats.UserCredentials(cfg.NATS.Creds))
+	// The same credentials and TLS as the workers (NATS_CREDS, NATS_USER,
+	// NATS_NKEY, NATS_TLS_*).
+	natsOpts, err := cfg.NATS.Options()
+	if err != nil {
+		return err
 	}
 	env, closeEnv, err := ops.Connect(ctx, prestashop.Config{DSN: cfg.DB.DSN, Prefix: cfg.DB.Prefix}, url, natsOpts)
 	if err != nil {
