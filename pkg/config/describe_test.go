@@ -3,10 +3,10 @@ package config_test
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
