@@ -42,6 +42,7 @@ type Detector struct {
 	probe   *writerProbe
 	hook    targets.Mapping
 	keeper  *broker.Keeper
+	gauges  *sharedGauges
 
 	mirrorWarned time.Time // tail's goroutine only
 }
@@ -92,6 +93,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Detector, error) {
 		shopDB: db, key: Key(db, d.Store.Prefix()), keeper: d.Keeper,
 	}
 	det.shops = newShopCache(det)
+	det.gauges = newSharedGauges(det.Leading, d.Registry)
 	if cfg.Targets.ToWebhook() {
 		if det.hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
 			return nil, err
@@ -187,10 +189,12 @@ func (d *Detector) leadWhileHeld(ctx context.Context, lease *broker.Lease, cps j
 	return err
 }
 
-// lead runs the tail and the sweeper while the lease is held.
+// lead runs the tail, the sweeper and the shared gauges while the lease is
+// held.
 func (d *Detector) lead(ctx context.Context, cps *checkpoints) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.tail(ctx, cps) })
 	g.Go(func() error { return d.sweep(ctx) })
+	g.Go(func() error { return d.refreshGauges(ctx) })
 	return g.Wait()
 }

@@ -108,7 +108,7 @@ func TestBrokerWipedMidRunLosesNothing(t *testing.T) {
 
 	pd := open("ticketpoller")
 	poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-		Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
+		Concurrency: 4, CheckTimeout: 10 * time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
 		SMTPTimeout: 5 * time.Second},
 		ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(pd), Log: pd.Log, Instance: "ticketpoller", DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
 	if err != nil {
