@@ -181,6 +181,11 @@ func (d *Detector) leadWhileHeld(ctx context.Context, lease *broker.Lease, cps j
 	err := d.lead(lctx, &checkpoints{kv: cps, store: d.store, key: d.key})
 	d.leading.Store(false)
 	d.m.leaseHeld.Set(0)
+	// The lag is the leader's to report: a replica that stepped down reads
+	// 0, so that max() over replicas is the new leader's, not a stale one.
+	d.m.lagRows.Set(0)
+	d.m.lagSeconds.Set(0)
+	d.m.gapsOpen.Set(0)
 	cancel(nil)
 	wg.Wait()
 	if holdErr != nil {
