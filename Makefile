@@ -9,16 +9,31 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 GOBIN_DIR := $(CURDIR)/bin/tools
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 BENCH_FLAGS ?=
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X github.com/sfsync/sfsync/pkg/buildinfo.version=$(VERSION) -X github.com/sfsync/sfsync/pkg/buildinfo.commit=$(COMMIT) -X github.com/sfsync/sfsync/pkg/buildinfo.date=$(BUILD_DATE)
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
 
 .PHONY: help
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build every service into bin/
+build: ## Build every service into bin/, stamped with VERSION, COMMIT and BUILD_DATE (--version shows them)
 	@mkdir -p bin
-	@for s in $(SERVICES); do (cd services/$$s && CGO_ENABLED=0 go build -trimpath -o ../../bin/$$s .); done
+	@for s in $(SERVICES); do (cd services/$$s && CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o ../../bin/$$s .); done
 	@ls bin | grep -v tools | tr '\n' ' '; echo
+
+.PHONY: release
+release: ## Static binaries for linux/amd64 and linux/arm64 with SHA256SUMS in dist/ (nothing is published)
+	@rm -rf dist && mkdir -p dist
+	@for p in $(RELEASE_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; \
+	  for s in $(SERVICES); do \
+	    (cd services/$$s && CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o ../../dist/$$s-$(VERSION)-$$os-$$arch .) || exit 1; \
+	  done; done
+	@cd dist && sha256sum * > SHA256SUMS && cat SHA256SUMS
+	@echo "dist/: $(VERSION) for $(RELEASE_PLATFORMS); check with: cd dist && sha256sum -c SHA256SUMS"
 
 .PHONY: test
 test: ## Run every module's tests with -race against real MySQL and JetStream

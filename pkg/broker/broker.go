@@ -27,10 +27,13 @@ type Config struct {
 	Creds    string        `env:"NATS_CREDS"`
 	User     string        `env:"NATS_USER"`
 	Password config.Secret `env:"NATS_PASSWORD"`
-	TLSCA    string        `env:"NATS_TLS_CA"`
-	TLSCert  string        `env:"NATS_TLS_CERT"`
-	TLSKey   string        `env:"NATS_TLS_KEY"`
-	Replicas int           `env:"NATS_REPLICAS, default=1"`
+	// NKey is a file holding an nkey user seed (SU…); the embedded broker
+	// of sfsync takes its public key.
+	NKey     string `env:"NATS_NKEY"`
+	TLSCA    string `env:"NATS_TLS_CA"`
+	TLSCert  string `env:"NATS_TLS_CERT"`
+	TLSKey   string `env:"NATS_TLS_KEY"`
+	Replicas int    `env:"NATS_REPLICAS, default=1"`
 }
 
 // Validate checks the rules that span several variables.
@@ -47,7 +50,44 @@ func (c Config) Validate() error {
 	if c.Password != "" && c.User == "" {
 		return config.Invalid("NATS_USER", "NATS_PASSWORD is set without NATS_USER")
 	}
+	if c.User != "" && c.Password == "" {
+		return config.Invalid("NATS_PASSWORD", "NATS_USER is set without NATS_PASSWORD")
+	}
+	if c.NKey != "" && (c.Creds != "" || c.User != "") {
+		return config.Invalid("NATS_NKEY", "set one of NATS_NKEY, NATS_CREDS and NATS_USER")
+	}
 	return nil
+}
+
+// Authenticated reports whether the configuration names credentials.
+func (c Config) Authenticated() bool { return c.User != "" || c.Creds != "" || c.NKey != "" }
+
+// Options are the connection options the configuration asks for:
+// credentials (NATS_CREDS, NATS_USER/NATS_PASSWORD or NATS_NKEY) and TLS
+// (NATS_TLS_*). Workers and operator commands connect with the same.
+func (c Config) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if c.Creds != "" {
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password.Reveal()))
+	}
+	if c.NKey != "" {
+		o, err := nats.NkeyOptionFromSeed(c.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if c.TLSCA != "" || c.TLSCert != "" {
+		tc, err := tlsConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
 }
 
 // Connect opens a NATS connection that reconnects forever and logs its
@@ -74,23 +114,15 @@ func Connect(c Config, name string, log *slog.Logger, extra ...nats.Option) (*na
 			log.Warn("nats async error", "subject", subj, "err", err)
 		}),
 	}
-	if c.Creds != "" {
-		opts = append(opts, nats.UserCredentials(c.Creds))
+	auth, err := c.Options()
+	if err != nil {
+		return nil, err
 	}
-	if c.User != "" {
-		opts = append(opts, nats.UserInfo(c.User, c.Password.Reveal()))
-	}
-	if c.TLSCA != "" || c.TLSCert != "" {
-		tc, err := tlsConfig(c)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.Secure(tc))
-	}
+	opts = append(opts, auth...)
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", config.RedactURL(c.URL), config.RedactErr(err, c.URL))
 	}
 	return nc, nil
 }

@@ -106,6 +106,11 @@ func TestConfigValidate(t *testing.T) {
 		{"replicas", broker.Config{Replicas: 0}, "NATS_REPLICAS"},
 		{"cert without key", broker.Config{Replicas: 1, TLSCert: "c.pem"}, "NATS_TLS_CERT"},
 		{"password without user", broker.Config{Replicas: 1, Password: "x"}, "NATS_USER"},
+		{"user without password", broker.Config{Replicas: 1, User: "x"}, "NATS_PASSWORD"},
+		{"user and password", broker.Config{Replicas: 1, User: "x", Password: "y"}, ""},
+		{"nkey", broker.Config{Replicas: 1, NKey: "user.nk"}, ""},
+		{"nkey and user", broker.Config{Replicas: 1, NKey: "user.nk", User: "x", Password: "y"}, "NATS_NKEY"},
+		{"nkey and creds", broker.Config{Replicas: 1, NKey: "user.nk", Creds: "x.creds"}, "NATS_NKEY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -307,7 +307,7 @@ func (c *cluster) startWorkers() {
 	add("sender", c.o.Senders, "LOG_LEVEL=debug", "BATCH_LINGER=300ms", "CLAIM_TTL=15s",
 		"TRACKING_MAX_WAIT=8s", "TRACKING_RECHECK=1s", "SEND_RETRY_BASE=500ms", "SEND_RETRY_MAX=5s")
 	add("ticketpoller", c.o.Pollers, "LOG_LEVEL=info", "TICKET_BACKOFF_MIN=500ms", "TICKET_BACKOFF_MAX=3s",
-		"REPORT_INTERVAL="+reportInterval.String(), "TICKET_GAUGE_INTERVAL=5s")
+		"REPORT_INTERVAL="+reportInterval.String())
 }
 
 // senderLine follows a sender's POSTs: "posting batch" opens a window,

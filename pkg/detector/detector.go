@@ -43,6 +43,7 @@ type Detector struct {
 	reports *shopReports
 	probe   *writerProbe
 	keeper  *broker.Keeper
+	gauges  *sharedGauges
 
 	mirrorWarned time.Time // tail's goroutine only
 }
@@ -93,6 +94,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Detector, error) {
 		shopDB: db, key: Key(db, d.Store.Prefix()), keeper: d.Keeper,
 	}
 	pc := shoppolicy.Config{TTL: cfg.SettingsTTL, ShippedDelay: cfg.ShippedDelay}
+	det.gauges = newSharedGauges(det.Leading, d.Registry)
 	if cfg.Targets.ToWebhook() {
 		if pc.Hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
 			return nil, err
@@ -183,6 +185,11 @@ func (d *Detector) leadWhileHeld(ctx context.Context, lease *broker.Lease, cps j
 	err := d.lead(lctx, &checkpoints{kv: cps, store: d.store, key: d.key})
 	d.leading.Store(false)
 	d.m.leaseHeld.Set(0)
+	// The lag is the leader's to report: a replica that stepped down reads
+	// 0, so that max() over replicas is the new leader's, not a stale one.
+	d.m.lagRows.Set(0)
+	d.m.lagSeconds.Set(0)
+	d.m.gapsOpen.Set(0)
 	cancel(nil)
 	wg.Wait()
 	if holdErr != nil {
@@ -191,10 +198,12 @@ func (d *Detector) leadWhileHeld(ctx context.Context, lease *broker.Lease, cps j
 	return err
 }
 
-// lead runs the tail and the sweeper while the lease is held.
+// lead runs the tail, the sweeper and the shared gauges while the lease is
+// held.
 func (d *Detector) lead(ctx context.Context, cps *checkpoints) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.tail(ctx, cps) })
 	g.Go(func() error { return d.sweep(ctx) })
+	g.Go(func() error { return d.refreshGauges(ctx) })
 	return g.Wait()
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sfsync/sfsync/pkg/buildinfo"
 )
 
 // Check reports whether one dependency is usable; nil means ready.
@@ -36,7 +38,7 @@ type Server struct {
 // New returns a server whose registry already holds the Go and process collectors.
 func New(log *slog.Logger) *Server {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	return &Server{log: log, registry: reg, checks: map[string]Check{}, info: map[string]func() any{}}
 }
 

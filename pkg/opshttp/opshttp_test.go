@@ -107,3 +107,26 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("metrics: %d %.200s", resp.StatusCode, b)
 	}
 }
+
+// TestMetricsCarryBuildInfo: every process's /metrics says which build runs.
+func TestMetricsCarryBuildInfo(t *testing.T) {
+	srv := httptest.NewServer(opshttp.New(logging.Discard()).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var line string
+	for l := range strings.Lines(string(b)) {
+		if strings.HasPrefix(l, "sfsync_build_info{") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	for _, want := range []string{`version="`, `commit="`, `goversion="go`, "} 1"} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("sfsync_build_info line %q lacks %s; /metrics:\n%s", line, want, b)
+		}
+	}
+}

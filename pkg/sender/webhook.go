@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 )
 
@@ -156,12 +157,13 @@ func (s *Sender) postWebhook(ctx context.Context, it *item, status string, body 
 		err = s.signer.Sign(req, body)
 	}
 	if err != nil {
-		return s.fail(ctx, it, "build webhook request: "+err.Error())
+		return s.fail(ctx, it, "build webhook request: "+config.RedactErr(err, url).Error())
 	}
 	resp, err := s.hookClient.Do(req)
 	if err != nil {
+		// Go's url.Error names the URL: never its password or query.
 		s.m.calls.WithLabelValues(string(opWebhook), "retry").Inc()
-		return s.retryHook(ctx, it, &hookError{msg: err.Error()})
+		return s.retryHook(ctx, it, &hookError{msg: config.RedactErr(err, url).Error()})
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -342,4 +343,44 @@ func TestBothTargetsAtOnce(t *testing.T) {
 		return true
 	})
 	r.check()
+}
+
+// TestWebhookNetworkErrorHidesCredentials: WEBHOOK_URL may carry a user,
+// a password and a query-string token. When the receiver cannot be reached,
+// Go's url.Error names the URL; what the task, the process log (which the
+// merchant reads in the back office) and sfsync status show must hold
+// neither the password nor the query string.
+func TestWebhookNetworkErrorHidesCredentials(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing answers there: a connection refused
+	tg := targets.Config{Targets: "webhook", Hook: targets.WebhookConfig{
+		URL:    "http://hookuser:pw-HOOK-secret@" + addr + "/v1/in?token=q-HOOK-secret",
+		Secret: hookSecret, KeyID: "shop-key", Orders: "all", ExternalID: "none", Timeout: 2 * time.Second}}
+	p := newPipeline(t, options{targets: tg})
+	cfg := senderConfig()
+	cfg.Targets = tg
+	cfg.MaxAttempts = 2
+	p.startSender(cfg, "s1")
+	o := p.plainOrder("")
+	p.change(o, shopfixture.StateCanceled)
+	// A generous bound: under -race on a loaded machine the two attempts
+	// and the detector before them take seconds.
+	p.eventually(30*time.Second, "task failed", func() bool { ts := p.tasks(o); return len(ts) == 1 && ts[0].failed })
+	msg := p.tasks(o)[0].errMsg
+	if !strings.Contains(msg, addr) || !strings.Contains(msg, "refused") {
+		t.Fatalf("error %q does not say where and why", msg)
+	}
+	if strings.Contains(msg, "HOOK-secret") {
+		t.Fatalf("error %q shows the URL's password or query string", msg)
+	}
+	if p.processLog(o, "%HOOK-secret%") != 0 {
+		t.Fatal("the process log shows the URL's password or query string")
+	}
+	if p.processLog(o, "%refused%") == 0 {
+		t.Fatal("the failure is not in the process log")
+	}
 }

@@ -267,7 +267,7 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 		name := fmt.Sprintf("ticketpoller-%d", i+1)
 		pd := openDeps(t, name, cfg, log)
 		poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-			Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
+			Concurrency: 4, CheckTimeout: 10 * time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
 			SMTPTimeout: 5 * time.Second},
 			ticketpoller.Deps{Store: pd.Store, NC: pd.NC, SF: sfClient(t, pd, sbURL, p), Log: pd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: pd.Keeper})
 		if err != nil {

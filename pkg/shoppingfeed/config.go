@@ -60,7 +60,7 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return config.Invalid("SF_API_URL", "%q is not an http(s) URL", c.BaseURL)
+		return config.Invalid("SF_API_URL", "%q is not an http(s) URL", config.RedactURL(c.BaseURL))
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return config.Invalid("SF_API_URL", "must not carry credentials, a query or a fragment")

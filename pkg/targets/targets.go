@@ -91,7 +91,7 @@ func (c Config) Validate() error {
 	case w.URL == "":
 		return config.Invalid("WEBHOOK_URL", "required with TARGETS=webhook")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return config.Invalid("WEBHOOK_URL", "%q is not an http(s) URL", w.URL)
+		return config.Invalid("WEBHOOK_URL", "%q is not an http(s) URL", config.RedactURL(w.URL))
 	case w.Secret == "":
 		return config.Invalid("WEBHOOK_SECRET", "required with TARGETS=webhook")
 	case w.KeyID == "" || strings.Contains(w.KeyID, "$"):

@@ -14,10 +14,14 @@ import (
 )
 
 // Main runs the tests and then stops whatever the package's tests started.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the tests and stops the shared services, for a TestMain that
+// has more to clean up; it returns the exit code.
+func Run(m *testing.M) int {
 	code := m.Run()
 	stopShared()
-	os.Exit(code)
+	return code
 }
 
 // unavailable fails under CI and skips elsewhere: a newcomer without the

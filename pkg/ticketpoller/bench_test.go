@@ -67,7 +67,7 @@ func BenchmarkResolveBatches(b *testing.B) {
 
 	cfg := ticketpoller.Config{
 		MaxAge: 24 * time.Hour, BackoffMin: 2 * time.Second, BackoffMax: 5 * time.Minute, Concurrency: 16,
-		CheckTimeout: 2 * time.Minute, GaugeInterval: 15 * time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
+		CheckTimeout: 2 * time.Minute, ReportInterval: time.Hour, ReportMaxRows: 500,
 		SMTPTimeout: 30 * time.Second,
 	}
 	for i := range pollers {

@@ -26,9 +26,6 @@ type Config struct {
 	Concurrency int `env:"TICKET_CONCURRENCY, default=16"`
 	// CheckTimeout bounds one check's API read, rate-limit waits included.
 	CheckTimeout time.Duration `env:"TICKET_CHECK_TIMEOUT, default=2m"`
-	// GaugeInterval is how often the pending and unreported gauges are
-	// read from the database.
-	GaugeInterval time.Duration `env:"TICKET_GAUGE_INTERVAL, default=15s"`
 
 	// ReportInterval is how often new failures are mailed.
 	ReportInterval time.Duration `env:"REPORT_INTERVAL, default=15m"`
@@ -61,9 +58,6 @@ func (c Config) Validate() error {
 	}
 	if c.CheckTimeout < time.Second {
 		return config.Invalid("TICKET_CHECK_TIMEOUT", "%s is shorter than 1s", c.CheckTimeout)
-	}
-	if c.GaugeInterval <= 0 {
-		return config.Invalid("TICKET_GAUGE_INTERVAL", "must be positive")
 	}
 	if c.ReportInterval <= 0 {
 		return config.Invalid("REPORT_INTERVAL", "must be positive")

@@ -11,7 +11,6 @@ func SetHoldFor(p *Poller, d time.Duration) { p.holdFor = d }
 
 // Metrics are the poller's collectors, for tests.
 type Metrics struct {
-	Pending, Unreported              *prometheus.GaugeVec
 	Resolved, Reads, Checks, Reports *prometheus.CounterVec
 	Resolve                          *prometheus.HistogramVec
 	Unmatched                        prometheus.Counter
@@ -19,6 +18,6 @@ type Metrics struct {
 
 // Metrics returns the poller's collectors.
 func (p *Poller) Metrics() Metrics {
-	return Metrics{Pending: p.m.pending, Unreported: p.m.unreported, Resolved: p.m.resolved, Reads: p.m.reads,
+	return Metrics{Resolved: p.m.resolved, Reads: p.m.reads,
 		Checks: p.m.checks, Reports: p.m.reports, Resolve: p.m.resolve, Unmatched: p.m.unmatched}
 }

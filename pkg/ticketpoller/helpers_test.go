@@ -123,7 +123,7 @@ func newEnv(t testing.TB, tune func(*sfsandbox.Config)) *env {
 func testConfig() ticketpoller.Config {
 	return ticketpoller.Config{
 		MaxAge: time.Hour, BackoffMin: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond,
-		Concurrency: 4, CheckTimeout: 10 * time.Second, GaugeInterval: 100 * time.Millisecond,
+		Concurrency: 4, CheckTimeout: 10 * time.Second,
 		ReportInterval: time.Hour, ReportMaxRows: 500, SMTPTimeout: 5 * time.Second,
 	}
 }

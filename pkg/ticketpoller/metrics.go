@@ -1,9 +1,6 @@
 package ticketpoller
 
 import (
-	"strconv"
-	"sync"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -17,29 +14,16 @@ const (
 )
 
 type metrics struct {
-	pending    *prometheus.GaugeVec
-	unreported *prometheus.GaugeVec
-	resolved   *prometheus.CounterVec
-	resolve    *prometheus.HistogramVec
-	reads      *prometheus.CounterVec
-	checks     *prometheus.CounterVec
-	unmatched  prometheus.Counter
-	reports    *prometheus.CounterVec
-
-	mu    sync.Mutex
-	shops map[uint32]bool // shops whose gauges were set
+	resolved  *prometheus.CounterVec
+	resolve   *prometheus.HistogramVec
+	reads     *prometheus.CounterVec
+	checks    *prometheus.CounterVec
+	unmatched prometheus.Counter
+	reports   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sfsync_ticketpoller_tickets_pending",
-			Help: "Task rows waiting for their Shopping Feed ticket to resolve, by shop (read from the database).",
-		}, []string{"shop_id"}),
-		unreported: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sfsync_ticketpoller_failures_unreported",
-			Help: "Failed task rows not yet in an error report, by shop (read from the database).",
-		}, []string{"shop_id"}),
 		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sfsync_ticketpoller_tickets_resolved_total",
 			Help: "Task rows resolved, by outcome: succeed, canceled, failed, batch_not_found, expired (pending past TICKET_MAX_AGE).",
@@ -65,31 +49,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sfsync_ticketpoller_reports_total",
 			Help: "Error reports, by result: sent (mailed), logged (no SMTP_URL), failed (retried next interval).",
 		}, []string{"result"}),
-		shops: map[uint32]bool{},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pending, m.unreported, m.resolved, m.resolve, m.reads, m.checks, m.unmatched, m.reports} {
+		for _, c := range []prometheus.Collector{m.resolved, m.resolve, m.reads, m.checks, m.unmatched, m.reports} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return m, nil
-}
-
-// setCounts sets the gauges; a shop that had some and has none now reads 0.
-func (m *metrics) setCounts(pending, unreported map[uint32]int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for shop := range pending {
-		m.shops[shop] = true
-	}
-	for shop := range unreported {
-		m.shops[shop] = true
-	}
-	for shop := range m.shops {
-		l := strconv.FormatUint(uint64(shop), 10)
-		m.pending.WithLabelValues(l).Set(float64(pending[shop]))
-		m.unreported.WithLabelValues(l).Set(float64(unreported[shop]))
-	}
 }

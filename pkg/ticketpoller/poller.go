@@ -141,7 +141,6 @@ func (p *Poller) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.consume(ctx, broker.TicketConsumer, p.handleCheck) })
 	g.Go(func() error { return p.consume(ctx, broker.TicketWaitConsumer, p.handleWait) })
-	g.Go(func() error { p.gauges(ctx); return nil })
 	return g.Wait()
 }
 
@@ -294,32 +293,6 @@ func keepAlive(msg jetstream.Msg, period time.Duration) (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// gauges refreshes the pending and unreported gauges from the database.
-func (p *Poller) gauges(ctx context.Context) {
-	t := time.NewTicker(p.cfg.GaugeInterval)
-	defer t.Stop()
-	for {
-		if err := p.RefreshGauges(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("refresh ticket gauges", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// RefreshGauges reads the pending and unreported counts now.
-func (p *Poller) RefreshGauges(ctx context.Context) error {
-	c, err := p.store.TicketCounts(ctx)
-	if err != nil {
-		return err
-	}
-	p.m.setCounts(c.Pending, c.Unreported)
-	return nil
 }
 
 // loudOnce reports whether a loud log line under key is due: at most one a

@@ -529,23 +529,6 @@ func TestBadMessageIsTerminated(t *testing.T) {
 	}
 }
 
-func TestGaugesCountPendingAndUnreported(t *testing.T) {
-	e := newEnv(t, func(c *sfsandbox.Config) { c.ScheduledFor, c.RunningFor = 100*time.Millisecond, time.Hour })
-	o1, o2 := e.newOrder(false), e.newOrder(false)
-	e.send([]order{o1, o2}, sendOpts{})
-	e.insertFailed(o1.ID, 0)
-	r := e.start(testConfig(), "p1", nil)
-	if err := r.p.RefreshGauges(e.ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := testutil.ToFloat64(r.p.Metrics().Pending.WithLabelValues("1")); got != 2 {
-		t.Fatalf("pending{shop 1} = %v, want 2", got)
-	}
-	if got := testutil.ToFloat64(r.p.Metrics().Unreported.WithLabelValues("1")); got != 1 {
-		t.Fatalf("unreported{shop 1} = %v, want 1", got)
-	}
-}
-
 func TestShutdownLetsChecksFinish(t *testing.T) {
 	e := newEnv(t, func(c *sfsandbox.Config) { c.Faults.Latency = time.Second })
 	o := e.newOrder(false)

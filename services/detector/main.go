@@ -3,19 +3,18 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/sfsync/sfsync/pkg/buildinfo"
 	"github.com/sfsync/sfsync/services/detector/internal/app"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Run(ctx, os.LookupEnv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "detector:", err)
-		os.Exit(1)
-	}
+	code := buildinfo.Exit("detector", app.Run(ctx, os.Args[1:], os.LookupEnv, os.Stdout), os.Stderr)
+	stop()
+	os.Exit(code)
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sfsync/sfsync/pkg/testenv"
 )
 
 // binaries builds the services' binaries from the real repository, once per
@@ -31,9 +33,10 @@ var (
 	bins     *binaries
 )
 
-// TestMain removes the binaries built for the health checks.
+// TestMain stops the shared test services and removes the binaries built
+// for the health checks.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testenv.Run(m)
 	if bins != nil {
 		os.RemoveAll(bins.dir)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sfsync/sfsync/pkg/buildinfo"
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/detector"
 	"github.com/sfsync/sfsync/pkg/service"
@@ -19,9 +20,14 @@ type Config struct {
 	Detector detector.Config
 }
 
+const summary = "reads the shop's order history and publishes every order change to NATS (one leader among replicas)"
+
 // Run runs the detector until ctx ends.
-func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error {
+func Run(ctx context.Context, args []string, lookup config.LookupFunc, stdout io.Writer) error {
 	var cfg Config
+	if err := buildinfo.Args("detector", summary, args, &cfg, stdout); err != nil {
+		return err
+	}
 	log, _, err := service.Load(ctx, lookup, &cfg, func() *service.Config { return &cfg.Config }, stdout)
 	if err != nil {
 		return err
@@ -29,7 +35,7 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	if err := cfg.Detector.Validate(); err != nil {
 		return err
 	}
-	log.Info("starting", "service", "detector", "config", cfg)
+	log.Info("starting", "service", "detector", "version", buildinfo.Get().Version, "config", config.Describe(&cfg))
 	deps, err := service.Open(ctx, "detector", cfg.Config, log, service.Options{})
 	if err != nil {
 		return err

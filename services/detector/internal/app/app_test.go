@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := app.Run(context.Background(), config.MapLookup(tt.env), &bytes.Buffer{})
+			err := app.Run(context.Background(), nil, config.MapLookup(tt.env), &bytes.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.wantVar)
 			}
@@ -47,9 +48,9 @@ func TestRunServesReadyzWithRole(t *testing.T) {
 	out := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, config.MapLookup(map[string]string{
-			"MYSQL_DSN": db.DSN, "NATS_URL": b.URL, "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
-			"LEASE_TTL": "2s",
+		done <- app.Run(ctx, nil, config.MapLookup(map[string]string{
+			"MYSQL_DSN": db.DSN, "NATS_URL": strings.Replace(b.URL, "nats://", "nats://app:pw-NATS-secret@", 1), "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
+			"LEASE_TTL": "2s", "WEBHOOK_URL": "https://hook:pw-HOOK-secret@hook.example/in?token=q-HOOK-secret",
 		}), out)
 	}()
 	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
@@ -81,7 +82,22 @@ func TestRunServesReadyzWithRole(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if strings.Contains(out.String(), "root@") {
-		t.Fatal("the DSN reached the log")
+	// The start-up line: the configuration by variable name, readable
+	// durations, every credential hidden (the test broker takes any user).
+	logs := out.String()
+	for _, want := range []string{`"POLL_INTERVAL":"200ms"`, `"LEASE_TTL":"2s"`, `"MYSQL_DSN":"[redacted]"`,
+		`"NATS_URL":"nats://app:[redacted]@127.0.0.1:`, `"WEBHOOK_URL":"https://hook:[redacted]@hook.example/in?[redacted]"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs)
+		}
 	}
+	if strings.Contains(logs, "root@") || strings.Contains(logs, "-secret") {
+		t.Fatalf("a credential reached the log:\n%s", logs)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	testenv.CommandLine(t, "detector", func(ctx context.Context, args []string, stdout io.Writer) error {
+		return app.Run(ctx, args, config.MapLookup(nil), stdout)
+	}, "MYSQL_DSN", "NATS_URL", "HTTP_ADDR")
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sfsync/sfsync/pkg/buildinfo"
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/sender"
 	"github.com/sfsync/sfsync/pkg/service"
@@ -21,9 +22,14 @@ type Config struct {
 	SF     shoppingfeed.Config
 }
 
+const summary = "sends the order changes to Shopping Feed (or a webhook) and records each outcome in the shop's database"
+
 // Run runs the sender until ctx ends.
-func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error {
+func Run(ctx context.Context, args []string, lookup config.LookupFunc, stdout io.Writer) error {
 	var cfg Config
+	if err := buildinfo.Args("sender", summary, args, &cfg, stdout); err != nil {
+		return err
+	}
 	log, _, err := service.Load(ctx, lookup, &cfg, func() *service.Config { return &cfg.Config }, stdout)
 	if err != nil {
 		return err
@@ -34,7 +40,7 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	if err := cfg.SF.Validate(); err != nil {
 		return err
 	}
-	log.Info("starting", "service", "sender", "config", cfg)
+	log.Info("starting", "service", "sender", "version", buildinfo.Get().Version, "config", config.Describe(&cfg))
 	deps, err := service.Open(ctx, "sender", cfg.Config, log, service.Options{})
 	if err != nil {
 		return err

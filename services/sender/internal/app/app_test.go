@@ -3,10 +3,12 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/testenv"
 	"github.com/sfsync/sfsync/services/sender/internal/app"
 )
 
@@ -33,7 +35,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 				env[k] = v
 			}
 			var out bytes.Buffer
-			err := app.Run(context.Background(), config.MapLookup(env), &out)
+			err := app.Run(context.Background(), nil, config.MapLookup(env), &out)
 			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.wantVar)
 			}
@@ -42,4 +44,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCommandLine(t *testing.T) {
+	testenv.CommandLine(t, "sender", func(ctx context.Context, args []string, stdout io.Writer) error {
+		return app.Run(ctx, args, config.MapLookup(nil), stdout)
+	}, "MYSQL_DSN", "NATS_URL", "HTTP_ADDR")
 }

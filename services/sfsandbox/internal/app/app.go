@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sfsync/sfsync/pkg/buildinfo"
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/logging"
 	"github.com/sfsync/sfsync/pkg/sfsandbox"
@@ -27,9 +28,14 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=10s"`
 }
 
+const summary = "serves a simulated Shopping Feed API for tests, demos and trying a configuration"
+
 // Run serves the sandbox on SANDBOX_ADDR until ctx ends.
-func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error {
+func Run(ctx context.Context, args []string, lookup config.LookupFunc, stdout io.Writer) error {
 	var cfg Config
+	if err := buildinfo.Args("sfsandbox", summary, args, &cfg, stdout); err != nil {
+		return err
+	}
 	if err := config.Load(ctx, lookup, &cfg); err != nil {
 		return err
 	}
@@ -47,7 +53,7 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("listen on SANDBOX_ADDR %s: %w", cfg.Sandbox.Addr, err)
 	}
-	log.Info("starting", "service", "sfsandbox", "config", cfg)
+	log.Info("starting", "service", "sfsandbox", "version", buildinfo.Get().Version, "config", config.Describe(&cfg))
 	return serve(ctx, ln, cfg, log)
 }
 

@@ -36,7 +36,7 @@ func TestRunServesUntilCanceled(t *testing.T) {
 	defer cancel()
 	logs := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, config.MapLookup(env), logs) }()
+	go func() { done <- Run(ctx, nil, config.MapLookup(env), logs) }()
 
 	base := "http://" + addr
 	deadline := time.Now().Add(5 * time.Second)
@@ -107,15 +107,21 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.varName, func(t *testing.T) {
 			tt.env["SANDBOX_ADDR"] = "127.0.0.1:0"
-			err := Run(t.Context(), config.MapLookup(tt.env), io.Discard)
+			err := Run(t.Context(), nil, config.MapLookup(tt.env), io.Discard)
 			var ve *config.VarError
 			if !errors.As(err, &ve) || ve.Var != tt.varName {
 				t.Errorf("Run = %v, want an error naming %s", err, tt.varName)
 			}
 		})
 	}
-	err := Run(t.Context(), config.MapLookup(map[string]string{"LOG_FORMAT": "xml", "SANDBOX_ADDR": "127.0.0.1:0"}), io.Discard)
+	err := Run(t.Context(), nil, config.MapLookup(map[string]string{"LOG_FORMAT": "xml", "SANDBOX_ADDR": "127.0.0.1:0"}), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "LOG_FORMAT") {
 		t.Errorf("bad LOG_FORMAT: %v", err)
 	}
+}
+
+func TestCommandLine(t *testing.T) {
+	testenv.CommandLine(t, "sfsandbox", func(ctx context.Context, args []string, stdout io.Writer) error {
+		return Run(ctx, args, config.MapLookup(map[string]string{"SANDBOX_ADDR": "127.0.0.1:0"}), stdout)
+	}, "SANDBOX_ADDR", "SANDBOX_STORES")
 }

@@ -4,6 +4,7 @@
 package allinone
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,8 +19,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/detector"
 	"github.com/sfsync/sfsync/pkg/sender"
@@ -83,6 +86,9 @@ func Load(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) (Conf
 	}
 	if v, ok := lookup("NATS_URL"); !ok || v == "" {
 		cfg.Embedded = true
+		if err := cfg.validateEmbedded(); err != nil {
+			return cfg, nil, err
+		}
 	}
 	roles, err := cfg.RoleList()
 	if err != nil {
@@ -111,8 +117,39 @@ func Load(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) (Conf
 	return cfg, log, nil
 }
 
+// validateEmbedded refuses an embedded broker anyone on the network could
+// use: one that listens beyond loopback needs credentials of its own.
+func (c Config) validateEmbedded() error {
+	host, _, err := net.SplitHostPort(c.EmbeddedNATSAddr)
+	if err != nil {
+		return config.Invalid("EMBEDDED_NATS_ADDR", "%q is not host:port", c.EmbeddedNATSAddr)
+	}
+	switch {
+	case c.NATS.Creds != "":
+		return config.Invalid("NATS_CREDS", "a credentials file needs a broker with an operator (NATS_URL); the embedded broker takes NATS_USER/NATS_PASSWORD or NATS_NKEY")
+	case c.NATS.TLSCA != "" || c.NATS.TLSCert != "":
+		return config.Invalid("NATS_TLS_CA", "NATS_TLS_* secure the connection to a broker at NATS_URL; the embedded broker does not serve TLS (put it behind loopback, or run nats-server)")
+	case !loopback(host) && !c.NATS.Authenticated():
+		return config.Invalid("EMBEDDED_NATS_ADDR", "%s listens beyond this machine without credentials: anyone reaching it could move the detector's checkpoint; set NATS_USER and NATS_PASSWORD (or NATS_NKEY), or listen on 127.0.0.1", c.EmbeddedNATSAddr)
+	}
+	return nil
+}
+
+// loopback reports whether host (from host:port) is reachable from this
+// machine only; an empty host means every interface.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Embedded starts a nats-server with JetStream on addr, its store in dir.
-func Embedded(dir, addr string) (*server.Server, error) {
+// With credentials in auth (NATS_USER/NATS_PASSWORD or NATS_NKEY) it
+// accepts only clients that present them: the app's own workers connect
+// with the same configuration.
+func Embedded(dir, addr string, auth broker.Config) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, config.Invalid("EMBEDDED_NATS_ADDR", "%q is not host:port", addr)
@@ -124,10 +161,34 @@ func Embedded(dir, addr string) (*server.Server, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
-	s, err := server.NewServer(&server.Options{
+	if port > 0 {
+		// nats-server only logs a taken port and never becomes ready; say
+		// what to do instead.
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			there := host
+			if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+				there = "127.0.0.1"
+			}
+			return nil, fmt.Errorf("EMBEDDED_NATS_ADDR %s: cannot listen (%w): if a NATS broker already runs there, set NATS_URL=nats://%s to use it; otherwise set EMBEDDED_NATS_ADDR to a free address", addr, err, net.JoinHostPort(there, portStr))
+		}
+		ln.Close()
+	}
+	opts := &server.Options{
 		ServerName: "sfsync-embedded", Host: host, Port: port, JetStream: true,
 		StoreDir: filepath.Join(dir, "nats"), NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
-	})
+	}
+	switch {
+	case auth.User != "":
+		opts.Username, opts.Password = auth.User, auth.Password.Reveal()
+	case auth.NKey != "":
+		pub, err := nkeyPublic(auth.NKey)
+		if err != nil {
+			return nil, err
+		}
+		opts.Nkeys = []*server.NkeyUser{{Nkey: pub}}
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
@@ -167,7 +228,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, roles: roles}
 	var opts service.Options
 	if cfg.Embedded {
-		if a.nats, err = Embedded(cfg.DataDir, cfg.EmbeddedNATSAddr); err != nil {
+		if a.nats, err = Embedded(cfg.DataDir, cfg.EmbeddedNATSAddr, cfg.NATS); err != nil {
 			return nil, err
 		}
 		log.Info("NATS_URL unset: embedded nats-server with JetStream started", "url", a.nats.ClientURL(), "store", filepath.Join(cfg.DataDir, "nats"))
@@ -243,4 +304,22 @@ func (a *App) shutdownNATS() {
 		a.nats.Shutdown()
 		a.nats.WaitForShutdown()
 	}
+}
+
+// nkeyPublic reads an nkey user seed file and returns its public key.
+func nkeyPublic(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("NATS_NKEY: %w", err)
+	}
+	kp, err := nkeys.FromSeed(bytes.TrimSpace(b))
+	if err != nil {
+		return "", fmt.Errorf("NATS_NKEY: %s holds no nkey seed", path)
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil || !nkeys.IsValidPublicUserKey(pub) {
+		return "", fmt.Errorf("NATS_NKEY: %s holds no user seed (SU…)", path)
+	}
+	return pub, nil
 }

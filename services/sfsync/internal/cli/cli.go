@@ -13,8 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"github.com/sfsync/sfsync/pkg/buildinfo"
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
@@ -55,8 +54,11 @@ commands:
   seed                   create PrestaShop's tables and demo data in MYSQL_DSN
   probe URL              exit 0 when URL answers 2xx (container health checks)
   demo                   the end-to-end demo (make demo)
+  version                print the version, commit and build date (also --version)
 
-Configuration comes from the environment; see README.md.
+Each command answers --help. Configuration comes from the environment;
+sfsync run --help lists its variables, README.md says what they do.
+
 exit codes: 0 ok, 1 error, 2 usage, 3 nothing to retry, 4 check found a blocker`
 
 // Run runs the command in args.
@@ -64,6 +66,21 @@ func Run(ctx context.Context, args []string, lookup config.LookupFunc, stdout, s
 	cmd := "run"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd != "status" && cmd != "retry" && cmd != "replay" && cmd != "check" && cmd != "probe" && len(args) > 0 {
+		switch args[0] {
+		case "-version", "--version":
+			fmt.Fprintln(stdout, "sfsync", buildinfo.Get())
+			return nil
+		case "-h", "-help", "--help":
+			if cmd == "run" {
+				fmt.Fprint(stdout, buildinfo.Usage("sfsync run", "runs the detector, the sender and the ticket poller in one process", &allinone.Config{}))
+			} else {
+				fmt.Fprintln(stdout, usage)
+			}
+			return nil
+		}
+		return &ExitError{Code: ops.ExitUsage, Err: fmt.Errorf("%s takes no argument, got %q (sfsync help lists the commands)", cmd, args[0])}
 	}
 	switch cmd {
 	case "run":
@@ -75,14 +92,17 @@ func Run(ctx context.Context, args []string, lookup config.LookupFunc, stdout, s
 	case "seed":
 		return seed(ctx, lookup, stdout)
 	case "probe":
-		return probe(ctx, args)
+		return probe(ctx, args, stdout)
 	case "demo":
 		dsn, _ := lookup("MYSQL_DSN")
 		if err := demo.Run(ctx, demo.Options{MySQLDSN: dsn, Out: stdout}); err != nil {
 			return &ExitError{Code: ops.ExitError, Err: fmt.Errorf("demo: %w", err)}
 		}
 		return nil
-	case "help", "-h", "--help":
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "sfsync", buildinfo.Get())
+		return nil
+	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
@@ -95,7 +115,7 @@ func runAll(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "service", "sfsync", "config", cfg)
+	log.Info("starting", "service", "sfsync", "version", buildinfo.Get().Version, "config", config.Describe(&cfg))
 	app, err := allinone.Start(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -113,8 +133,17 @@ func operate(ctx context.Context, cmd string, args []string, lookup config.Looku
 	order := fs.Uint("order", 0, "retry: the order id")
 	all := fs.Bool("failed", false, "retry: every failed update")
 	from := fs.String("from", "", "replay: id:N or time:RFC3339")
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, usage)
+			return nil
+		}
+		fmt.Fprintln(stderr, usage)
 		return &ExitError{Code: ops.ExitUsage, Err: err}
+	}
+	if fs.NArg() > 0 {
+		return &ExitError{Code: ops.ExitUsage, Err: fmt.Errorf("%s: unexpected argument %q", cmd, fs.Arg(0))}
 	}
 	usageErr := func(msg string) error { return &ExitError{Code: ops.ExitUsage, Err: errors.New(msg)} }
 	switch {
@@ -131,12 +160,11 @@ func operate(ctx context.Context, cmd string, args []string, lookup config.Looku
 	if cfg.Embedded {
 		url = "nats://" + cfg.EmbeddedNATSAddr
 	}
-	var natsOpts []nats.Option
-	if cfg.NATS.User != "" {
-		natsOpts = append(natsOpts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password.Reveal()))
-	}
-	if cfg.NATS.Creds != "" {
-		natsOpts = append(natsOpts, nats.UserCredentials(cfg.NATS.Creds))
+	// The same credentials and TLS as the workers (NATS_CREDS, NATS_USER,
+	// NATS_NKEY, NATS_TLS_*).
+	natsOpts, err := cfg.NATS.Options()
+	if err != nil {
+		return err
 	}
 	env, closeEnv, err := ops.Connect(ctx, prestashop.Config{DSN: cfg.DB.DSN, Prefix: cfg.DB.Prefix}, url, natsOpts)
 	if err != nil {
@@ -245,7 +273,11 @@ func seed(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error
 	return nil
 }
 
-func probe(ctx context.Context, args []string) error {
+func probe(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprintln(stdout, "usage: sfsync probe URL: exit 0 when URL answers 2xx within 2s (container health checks)")
+		return nil
+	}
 	if len(args) != 1 {
 		return &ExitError{Code: ops.ExitUsage, Err: errors.New("probe needs one URL")}
 	}

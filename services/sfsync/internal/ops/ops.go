@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sfsync/sfsync/pkg/broker"
+	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/detector"
 	"github.com/sfsync/sfsync/pkg/events"
 	"github.com/sfsync/sfsync/pkg/prestashop"
@@ -54,7 +55,7 @@ func Connect(ctx context.Context, db prestashop.Config, natsURL string, natsOpts
 	opts := append([]nats.Option{nats.Timeout(3 * time.Second), nats.Name("sfsync-cli")}, natsOpts...)
 	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
-		e.NATSErr = fmt.Errorf("nats at %s: %w", natsURL, err)
+		e.NATSErr = fmt.Errorf("nats at %s: %w", config.RedactURL(natsURL), config.RedactErr(err, natsURL))
 	} else {
 		e.NC = nc
 		e.JS, _ = jetstream.New(nc)

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sfsync/sfsync/pkg/buildinfo"
 	"github.com/sfsync/sfsync/pkg/config"
 	"github.com/sfsync/sfsync/pkg/service"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
@@ -22,11 +23,16 @@ type Config struct {
 	SF     shoppingfeed.Config
 }
 
+const summary = "follows Shopping Feed's tickets until each batch is settled, and mails the failure report"
+
 // Run runs the ticketpoller until ctx ends. Then it stops fetching, lets
 // the checks in flight finish within SHUTDOWN_TIMEOUT, drains NATS and
 // closes the database.
-func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error {
+func Run(ctx context.Context, args []string, lookup config.LookupFunc, stdout io.Writer) error {
 	var cfg Config
+	if err := buildinfo.Args("ticketpoller", summary, args, &cfg, stdout); err != nil {
+		return err
+	}
 	log, _, err := service.Load(ctx, lookup, &cfg, func() *service.Config { return &cfg.Config }, stdout)
 	if err != nil {
 		return err
@@ -37,7 +43,7 @@ func Run(ctx context.Context, lookup config.LookupFunc, stdout io.Writer) error 
 	if err := cfg.SF.Validate(); err != nil {
 		return err
 	}
-	log.Info("starting", "service", "ticketpoller", "config", cfg)
+	log.Info("starting", "service", "ticketpoller", "version", buildinfo.Get().Version, "config", config.Describe(&cfg))
 	deps, err := service.Open(ctx, "ticketpoller", cfg.Config, log, service.Options{})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,7 +63,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 				env[k] = v
 			}
 			var out bytes.Buffer
-			err := app.Run(context.Background(), config.MapLookup(env), &out)
+			err := app.Run(context.Background(), nil, config.MapLookup(env), &out)
 			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.wantVar)
 			}
@@ -90,7 +91,7 @@ func TestRunFollowsABatchAndShutsDown(t *testing.T) {
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(rctx, config.MapLookup(map[string]string{
+		done <- app.Run(rctx, nil, config.MapLookup(map[string]string{
 			"MYSQL_DSN": db.DSN, "NATS_URL": b.URL, "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
 			"SF_API_URL": sb.URL, "SF_TOKEN": "secret-token-value", "TICKET_BACKOFF_MIN": "100ms", "SHUTDOWN_TIMEOUT": "5s",
 		}), out)
@@ -178,4 +179,10 @@ func TestRunFollowsABatchAndShutsDown(t *testing.T) {
 	if strings.Contains(out.String(), "secret-token-value") || strings.Contains(out.String(), sfsandboxtest.Token) {
 		t.Fatal("a token reached the log")
 	}
+}
+
+func TestCommandLine(t *testing.T) {
+	testenv.CommandLine(t, "ticketpoller", func(ctx context.Context, args []string, stdout io.Writer) error {
+		return app.Run(ctx, args, config.MapLookup(nil), stdout)
+	}, "MYSQL_DSN", "NATS_URL", "HTTP_ADDR")
 }
