@@ -81,10 +81,7 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 		return s.hold(ctx, it, 5*time.Minute, "no_token", "no Shopping Feed token")
 	}
 	it.tok = tok
-	it.size = s.cfg.BatchSize
-	if it.size == 0 {
-		it.size = sh.Settings.MaxOrders
-	}
+	it.size = groupSize(s.cfg.BatchSize, sh.Settings.MaxOrders, s.client.Config().MaxOrdersPerRequest)
 	entry := shoppingfeed.OrderOperation{Order: ref}
 	switch op {
 	case prestashop.OpShip:
@@ -187,4 +184,19 @@ func (s *Sender) fail(ctx context.Context, it *item, reason string) outcome {
 	s.log.Error("update failed", "order_id", it.task.OrderID, "task_id", it.task.ID, "reason", reason)
 	s.processLog(ctx, it.task.OrderID, prestashop.LevelError, reason)
 	return acked()
+}
+
+// groupSize is how many orders go in one POST: BATCH_SIZE, else the shop's
+// SHOPPINGFEED_ORDER_STATUS_MAX_ORDERS (both up to 200), never more than
+// one request takes (SF_MAX_ORDERS_PER_REQUEST, 100): a batch size of 150
+// sends 100 + 50, not requests the client refuses.
+func groupSize(batchSize, shopMax, perRequest int) int {
+	n := batchSize
+	if n == 0 {
+		n = shopMax
+	}
+	if perRequest > 0 {
+		n = min(n, perRequest)
+	}
+	return max(n, 1)
 }

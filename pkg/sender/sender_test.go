@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -152,7 +153,7 @@ func (r *runningSender) stop() { r.cancel(); <-r.done }
 
 func (p *pipeline) startSender(cfg sender.Config, name string) *runningSender {
 	p.t.Helper()
-	return p.startSenderWith(cfg, name, shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0, MaxOrdersPerRequest: 200})
+	return p.startSenderWith(cfg, name, shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0})
 }
 
 func (p *pipeline) startSenderWith(cfg sender.Config, name string, sf shoppingfeed.Config) *runningSender {
@@ -460,6 +461,52 @@ func TestBatchingGroupsDueOrders(t *testing.T) {
 	}
 	if len(batches) != 3 {
 		t.Fatalf("%d POSTs for 50 orders with MAX_ORDERS 20, want 3: %v", len(batches), batches)
+	}
+}
+
+// A shop's batch size above what one request takes (the back office
+// allows 200) is bounded by the client's per-request cap (its real
+// default, 100): 150 due orders with MAX_ORDERS 150 go as 100 + 50, and no
+// request is refused for holding too many.
+func TestBatchSizeAboveTheRequestCapSplitsAtTheCap(t *testing.T) {
+	p := newPipeline(t, options{})
+	if err := p.fx.SetConfig(context.Background(), shopfixture.ShopScope(1), prestashop.KeyMaxOrders, "150"); err != nil {
+		t.Fatal(err)
+	}
+	var orders []uint32
+	var ids []int64
+	for range 150 {
+		o, id := p.order()
+		orders, ids = append(orders, o), append(ids, id)
+	}
+	for _, o := range orders {
+		p.change(o, shopfixture.StateCanceled)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cfg := senderConfig()
+	cfg.Linger = 2 * time.Second // what is tested is the cap, not the linger
+	p.startSender(cfg, "s1")
+	p.eventually(20*time.Second, "all sent", func() bool { return len(p.sent()) == 150 })
+	batches := map[string]int{}
+	for _, id := range ids {
+		ops := p.sent()[id]
+		if len(ops) != 1 {
+			t.Fatalf("order %d: sent %d times", id, len(ops))
+		}
+		batches[ops[0].batch]++
+	}
+	sizes := []int{}
+	for _, n := range batches {
+		sizes = append(sizes, n)
+	}
+	slices.Sort(sizes)
+	if !slices.Equal(sizes, []int{50, 100}) {
+		t.Fatalf("POST sizes %v for 150 orders with MAX_ORDERS 150, want [50 100]", sizes)
+	}
+	for _, r := range p.sb.Sandbox.Requests() {
+		if r.Method == "POST" && r.Status != 202 {
+			t.Fatalf("a POST was answered %d: %+v", r.Status, r)
+		}
 	}
 }
 
