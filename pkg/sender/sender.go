@@ -193,6 +193,9 @@ type item struct {
 	ref      string
 	channel  string
 	received time.Time
+	// then is the operation that follows once this one is accepted
+	// (deliver after ship): a pending task is left for it.
+	then prestashop.Operation
 	// hookChange is the history id of the change a webhook update carries.
 	hookChange uint64
 }

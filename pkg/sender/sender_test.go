@@ -391,6 +391,68 @@ func TestShippedThenDeliveredWithinDelayShipsOnce(t *testing.T) {
 	}
 }
 
+// With Delivered mapped, Shipped → Delivered within the delay sends the
+// shipment (carrier, tracking number, link) and then the delivery, in a
+// later request made once the first was accepted; an order delivered after
+// its shipment went out sends the delivery alone.
+func TestShippedThenDeliveredWithinDelayShipsThenDelivers(t *testing.T) {
+	p := newPipeline(t, options{shippedDelay: 2 * time.Second})
+	if err := p.fx.SetStateList(context.Background(), shopfixture.ShopScope(1), prestashop.KeyDelivered, shopfixture.StateDelivered); err != nil {
+		t.Fatal(err)
+	}
+	p.startSender(senderConfig(), "s1")
+	o, sfID := p.order()
+	later, laterID := p.order()
+	for _, id := range []uint32{o, later} {
+		if err := p.fx.SetTracking(context.Background(), id, fmt.Sprintf("T-%d", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.change(o, shopfixture.StateShipped)
+	p.change(later, shopfixture.StateShipped)
+	time.Sleep(100 * time.Millisecond)
+	p.change(o, shopfixture.StateDelivered)
+	p.eventually(10*time.Second, "ship and deliver sent", func() bool { return len(p.sent()[sfID]) >= 2 })
+	p.eventually(10*time.Second, "later order shipped", func() bool { return len(p.sent()[laterID]) == 1 })
+	p.change(later, shopfixture.StateDelivered)
+	p.eventually(10*time.Second, "later order delivered", func() bool { return len(p.sent()[laterID]) >= 2 })
+	time.Sleep(700 * time.Millisecond) // nothing more may follow
+
+	ops := p.sent()[sfID]
+	if len(ops) != 2 || ops[0].op != "ship" || ops[1].op != "deliver" {
+		t.Fatalf("sent %+v, want ship then deliver", ops)
+	}
+	want := fmt.Sprintf("T-%d", o)
+	if ops[0].tracking != want || ops[0].carrier != "Colissimo" || ops[0].link != "https://www.laposte.fr/outils/suivre-vos-envois?code="+want {
+		t.Fatalf("ship %+v, want carrier, tracking number and link", ops[0])
+	}
+	if ops[0].batch == ops[1].batch {
+		t.Fatalf("ship and deliver went in one request (batch %s)", ops[0].batch)
+	}
+	// The sandbox's log: the ship request was accepted before the deliver
+	// request came.
+	var seq []string
+	for _, r := range p.sb.Sandbox.Requests() {
+		if r.Method == "POST" {
+			seq = append(seq, fmt.Sprintf("%s %d", r.Path[strings.LastIndex(r.Path, "/")+1:], r.Status))
+		}
+	}
+	if i, j := slices.Index(seq, "ship 202"), slices.Index(seq, "deliver 202"); i < 0 || j < i {
+		t.Fatalf("POSTs %v: want ship accepted before deliver", seq)
+	}
+	if ops := p.sent()[laterID]; len(ops) != 2 || ops[0].op != "ship" || ops[1].op != "deliver" {
+		t.Fatalf("order delivered after its shipment went out: sent %+v, want ship then deliver once each", ops)
+	}
+	p.eventually(5*time.Second, "no task left pending", func() bool {
+		for _, r := range p.tasks(o) {
+			if r.action == prestashop.ActionSyncStatus {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func TestShipThenCancelWithinDelaySendsCancelOnly(t *testing.T) {
 	p := newPipeline(t, options{shippedDelay: 2 * time.Second})
 	p.startSender(senderConfig(), "s1")
