@@ -189,6 +189,10 @@ type SentTask struct {
 	// needs after this one (deliver after ship): a pending task is left
 	// for it, due now.
 	Then Operation
+	// LogMsg, when set, is the process-log line (level success, process
+	// ProcessOrderSync, the order as its object, the owner as id_session)
+	// written in the same transaction: the module's "Ticket created" line.
+	LogMsg string
 }
 
 // RecordSent moves the sent tasks to CHECK_TICKET_SYNC_STATUS with the
@@ -263,11 +267,35 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 			}
 		}
 	}
+	var logs []SentTask
+	for _, st := range tasks {
+		if st.LogMsg != "" {
+			logs = append(logs, st)
+		}
+	}
+	if len(logs) > 0 {
+		vals := make([]string, len(logs))
+		args := make([]any, 0, 5*len(logs))
+		for i, st := range logs {
+			vals[i] = "(?, ?, ?, 'Order', ?, ?, NOW())"
+			args = append(args, ProcessOrderSync, st.LogMsg, LevelSuccess, st.OrderID, truncate(owner, 100))
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+s.T("shoppingfeed_processlogger")+
+			" (name, msg, level, object_name, object_id, id_session, date_add) VALUES "+strings.Join(vals, ","), args...); err != nil {
+			return nil, fmt.Errorf("record batch %s: process log: %w", batchID, err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("record batch %s: %w", batchID, err)
 	}
 	return follow, nil
 }
+
+// ProcessOrderSync is the process name of the official module's order
+// sync (its cron task shoppingfeed:syncOrder): the back office's process
+// log lists and filters lines by it, so sfsync writes its order lines
+// under it too (id_session tells sfsync's lines apart).
+const ProcessOrderSync = "shoppingfeed:syncOrder"
 
 // ReachedSince reports whether the order entered one of states in a change
 // at or after history id from.

@@ -189,7 +189,8 @@ func (s *Sender) retry(ctx context.Context, it *item, cause error) outcome {
 func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items []*item) {
 	sent := make([]prestashop.SentTask, len(items))
 	for i, it := range items {
-		sent[i] = prestashop.SentTask{TaskID: it.task.ID, OrderID: it.task.OrderID, Last: it.task.Last, Then: it.then}
+		sent[i] = prestashop.SentTask{TaskID: it.task.ID, OrderID: it.task.OrderID, Last: it.task.Last, Then: it.then,
+			LogMsg: sentLogMsg(it, k.op, batchID)}
 	}
 	var err error
 	var follow map[uint64]uint64
@@ -225,6 +226,20 @@ func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items
 		s.conclude(ctx, it, acked())
 	}
 	s.log.Info("batch sent", "operation", k.op, "store_id", k.storeID, "batch_id", batchID, "orders", len(items))
+}
+
+// sentLogMsg is the process-log line of an update Shopping Feed accepted,
+// worded as the module's "Ticket created" line, with the batch id.
+func sentLogMsg(it *item, op prestashop.Operation, batchID string) string {
+	ref := it.ref
+	if ref == "" {
+		ref = it.sfID
+	}
+	msg := fmt.Sprintf("[Order: %d] Ticket created for Order %s Status %s: batch %s (sfsync)", it.task.OrderID, ref, op, batchID)
+	if it.then != "" {
+		msg += "; " + string(it.then) + " follows"
+	}
+	return msg
 }
 
 // followUp hands the pending task RecordSent left for an item's next

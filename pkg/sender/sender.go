@@ -325,7 +325,7 @@ func (s *Sender) reportOnce(ctx context.Context, key string, orderID uint32, msg
 }
 
 func (s *Sender) processLog(ctx context.Context, orderID uint32, level, msg string) {
-	e := prestashop.LogEntry{Name: "sfsync:sender", Msg: msg, Level: level, Session: s.instance}
+	e := prestashop.LogEntry{Name: prestashop.ProcessOrderSync, Msg: msg, Level: level, Session: s.instance}
 	if orderID != 0 {
 		e.ObjectName, e.ObjectID = "Order", orderID
 	}

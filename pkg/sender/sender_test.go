@@ -267,6 +267,17 @@ func TestCancelIsSentAtOnceAndRecorded(t *testing.T) {
 		ts := p.tasks(o)
 		return len(ts) == 1 && ts[0].action == prestashop.ActionCheckTicketStatus && ts[0].batch == got.batch && ts[0].operation == "cancel"
 	})
+	// The back office's process log says it was sent, under the module's
+	// order-sync process, with the batch id, as the module's "Ticket
+	// created" line.
+	var name, level, objName, msg string
+	if err := p.db.DB.QueryRow("SELECT name, level, object_name, msg FROM ps_shoppingfeed_processlogger WHERE object_id = ? AND msg LIKE '%Ticket created%'", o).
+		Scan(&name, &level, &objName, &msg); err != nil {
+		t.Fatalf("no process-log line for the sent update: %v", err)
+	}
+	if name != prestashop.ProcessOrderSync || level != prestashop.LevelSuccess || objName != "Order" || !strings.Contains(msg, "Status cancel") || !strings.Contains(msg, got.batch) {
+		t.Fatalf("process-log line %q %q %q %q", name, level, objName, msg)
+	}
 	// The batch was handed to the ticket poller.
 	s, _ := p.js.Stream(context.Background(), broker.TicketsStream)
 	m, err := s.GetLastMsgForSubject(context.Background(), events.TicketCheckSubject(fmt.Sprint(sfsandboxtest.StoreID)))
@@ -442,6 +453,12 @@ func TestShippedThenDeliveredWithinDelayShipsThenDelivers(t *testing.T) {
 	}
 	if ops := p.sent()[laterID]; len(ops) != 2 || ops[0].op != "ship" || ops[1].op != "deliver" {
 		t.Fatalf("order delivered after its shipment went out: sent %+v, want ship then deliver once each", ops)
+	}
+	if n := p.processLog(o, "%Ticket created%Status ship%deliver follows%"); n != 1 {
+		t.Fatalf("%d process-log lines for the ship, want 1 saying deliver follows", n)
+	}
+	if n := p.processLog(o, "%Ticket created%Status deliver%"); n != 1 {
+		t.Fatalf("%d process-log lines for the deliver, want 1", n)
 	}
 	p.eventually(5*time.Second, "no task left pending", func() bool {
 		for _, r := range p.tasks(o) {

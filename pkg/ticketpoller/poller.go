@@ -52,8 +52,9 @@ import (
 	"github.com/sfsync/sfsync/pkg/shoppolicy"
 )
 
-// LogName is the process-log name of the poller's lines.
-const LogName = "sfsync:ticket"
+// LogName is the process-log name of the poller's lines: the module's
+// order-sync process, which the back office's process log filters on.
+const LogName = prestashop.ProcessOrderSync
 
 // Deps are what a poller runs on.
 type Deps struct {
