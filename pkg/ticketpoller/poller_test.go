@@ -136,6 +136,14 @@ func TestFailedTicketKeepsTaskAndIsMailed(t *testing.T) {
 		tk, _ := e.task(failed.Tasks[bad.ID])
 		return tk.ReportedAt.Valid
 	})
+	// The module's own flag: switched back on, it does not mail this
+	// failure again.
+	if n := e.count("SELECT COUNT(*) FROM ps_shoppingfeed_order WHERE id_order = ? AND failed_ticket = 1", bad.ID); n != 1 {
+		t.Fatal("the mailed failure's shoppingfeed_order.failed_ticket is not 1")
+	}
+	if n := e.count("SELECT COUNT(*) FROM ps_shoppingfeed_order WHERE id_order = ? AND failed_ticket = 1", ok.ID); n != 0 {
+		t.Fatal("an order that did not fail has failed_ticket set")
+	}
 	time.Sleep(3 * cfg.ReportInterval) // a report that came twice would be here by now
 	msgs := smtp.messages()
 	if len(msgs) != 1 {
@@ -410,6 +418,10 @@ func TestNoSMTPReportsToTheLogOnce(t *testing.T) {
 	}
 	if n := e.logs.count("error report: order update failed", other.Reference, "send refused"); n != 1 {
 		t.Fatalf("%d log report lines for the send failure, want 1", n)
+	}
+	// Logged, not mailed: the module may still mail it if switched back on.
+	if n := e.count("SELECT COUNT(*) FROM ps_shoppingfeed_order WHERE id_order IN (?, ?) AND failed_ticket = 1", o.ID, other.ID); n != 0 {
+		t.Fatalf("%d orders with failed_ticket set by a report that was only logged", n)
 	}
 	if e.logs.count("SMTP_URL is not set") != 1 {
 		t.Fatal("no startup warning about SMTP_URL")

@@ -91,7 +91,7 @@ func (p *Poller) reportShop(ctx context.Context, shop uint32) (int, error) {
 				"state", f.StateName, "failed_at", f.FailedAt.Format(time.DateTime), "batch_id", f.BatchID,
 				"ticket_id", f.TicketNumber, "err", f.Error)
 		}
-		if _, err := p.store.MarkReported(ctx, fs); err != nil {
+		if _, err := p.store.MarkReported(ctx, fs, false); err != nil {
 			return 0, err
 		}
 		p.m.reports.WithLabelValues("logged").Inc()
@@ -115,7 +115,11 @@ func (p *Poller) reportShop(ctx context.Context, shop uint32) (int, error) {
 		p.m.reports.WithLabelValues("failed").Inc()
 		return 0, err
 	}
-	marked, err := p.store.MarkReported(ctx, fs)
+	marked, err := p.store.MarkReported(ctx, fs, true)
+	if errors.Is(err, prestashop.ErrFailedTicketDenied) {
+		p.log.Warn("error report sent, but the module's failed_ticket flag could not be set", "shop_id", shop, "err", err)
+		err = nil
+	}
 	if err != nil {
 		// Sent but not marked: the next report repeats these failures.
 		return 0, fmt.Errorf("mark reported after sending: %w", err)
