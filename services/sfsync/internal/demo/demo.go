@@ -362,7 +362,12 @@ func check(ctx context.Context, db *sql.DB, sb *sfsandbox.Server, steps []step) 
 			r.row = "pending"
 		}
 		var level sql.NullString
-		_ = db.QueryRowContext(ctx, "SELECT level FROM ps_shoppingfeed_processlogger WHERE object_id = ? AND name LIKE '%ticket%' ORDER BY id_shoppingfeed_processlogger DESC LIMIT 1", s.order.ID).Scan(&level)
+		// The ticket poller's outcome line: success or error under the
+		// module's order-sync process, other than the sender's "Ticket
+		// created" line.
+		_ = db.QueryRowContext(ctx, "SELECT level FROM ps_shoppingfeed_processlogger WHERE object_id = ? AND name = ? AND level IN (?, ?)"+
+			" AND msg NOT LIKE '%Ticket created%' ORDER BY id_shoppingfeed_processlogger DESC LIMIT 1",
+			s.order.ID, prestashop.ProcessOrderSync, prestashop.LevelSuccess, prestashop.LevelError).Scan(&level)
 		switch level.String {
 		case prestashop.LevelSuccess:
 			r.ticket = "succeed"
