@@ -31,7 +31,11 @@
 //	claimed → pending   ReleaseTask (held: tracking number, guard, token,
 //	                    configuration), CountAttempt (a retryable error), or
 //	                    the claim's lapse (a sender that died)
-//	claimed → sent      RecordSent (with the batch id, after the POST)
+//	claimed → sent      RecordSent (with the batch id, after the POST); a
+//	                    ship sent for an order now in a delivered-list
+//	                    state also leaves a new pending row holding the
+//	                    same change (SentTask.Then), due now, so deliver
+//	                    follows in a later request
 //	claimed → failed    FailTask (refused, or SEND_MAX_ATTEMPTS reached)
 //	claimed → done      DropTask (the current state needs no update), or the
 //	                    webhook delivered it

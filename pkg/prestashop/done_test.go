@@ -50,7 +50,9 @@ func TestChangeReadAgainAfterItsUpdateWentOutMakesNoTask(t *testing.T) {
 	if _, ok, err := store.ClaimTask(ctx, task, "me", time.Minute); err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	must(t, store.RecordSent(ctx, "me", "B1", "ship", "1001", sfShop.TokenID, []prestashop.SentTask{{TaskID: task, OrderID: o, Last: 10}}))
+	if _, err := store.RecordSent(ctx, "me", "B1", "ship", "1001", sfShop.TokenID, []prestashop.SentTask{{TaskID: task, OrderID: o, Last: 10}}); err != nil {
+		t.Fatal(err)
+	}
 	if ids := upsert(10); ids[o] != 0 {
 		t.Fatalf("change 10 read again while its ticket is pending made task %d", ids[o])
 	}
@@ -142,5 +144,52 @@ func TestSupersedeFailuresAfterConcurrentResolutions(t *testing.T) {
 	rows.Close()
 	if len(lasts) != 1 || lasts[0] != 14 {
 		t.Fatalf("failed rows left with changes %v, want only the newer one (14)", lasts)
+	}
+}
+
+// A ship sent for an order that is Delivered by now leaves a pending task
+// for the delivery, holding the same change (so the shipment is not seen
+// again); a task a newer change reached while in flight stays pending with
+// its first change moved past the one sent.
+func TestRecordSentLeavesTheNextOperationPending(t *testing.T) {
+	ctx := context.Background()
+	store, sfShop, o := sfOrder(t)
+	ids, err := store.UpsertSyncTasks(ctx, []prestashop.TaskChange{{OrderID: o, HistoryID: 10, UpdateAt: time.Now().Add(-time.Second)},
+		{OrderID: o, HistoryID: 12, UpdateAt: time.Now().Add(-time.Second)}})
+	must(t, err)
+	task := ids[o]
+	if _, ok, err := store.ClaimTask(ctx, task, "me", time.Minute); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	follow, err := store.RecordSent(ctx, "me", "B1", "ship", "1001", sfShop.TokenID,
+		[]prestashop.SentTask{{TaskID: task, OrderID: o, Last: 12, Then: prestashop.OpDeliver}})
+	must(t, err)
+	next, ok := follow[task]
+	if !ok || next == task {
+		t.Fatalf("follow-ups %v: want a new task for task %d", follow, task)
+	}
+	got, err := store.PendingTask(ctx, prestashop.ActionSyncStatus, o)
+	must(t, err)
+	if got.ID != next || got.First != 12 || got.Last != 12 || !got.Due() || got.Failed {
+		t.Fatalf("pending task %+v, want task %d holding change 12, due", got, next)
+	}
+
+	// In flight when change 13 came: no follow-up, the task stays pending
+	// with its first change past 12.
+	if _, ok, err := store.ClaimTask(ctx, next, "me", time.Minute); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	_, err = store.UpsertSyncTasks(ctx, []prestashop.TaskChange{{OrderID: o, HistoryID: 13, UpdateAt: time.Now().Add(-time.Second)}})
+	must(t, err)
+	follow, err = store.RecordSent(ctx, "me", "B2", "deliver", "1001", sfShop.TokenID,
+		[]prestashop.SentTask{{TaskID: next, OrderID: o, Last: 12, Then: prestashop.OpDeliver}})
+	must(t, err)
+	if len(follow) != 0 {
+		t.Fatalf("follow-ups %v for a task a newer change reached", follow)
+	}
+	got, err = store.PendingTask(ctx, prestashop.ActionSyncStatus, o)
+	must(t, err)
+	if got.ID != next || got.First != 13 || got.Last != 13 {
+		t.Fatalf("pending task %+v, want task %d holding change 13 from 13", got, next)
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Failure is a failed task as the merchant's error report shows it.
@@ -97,26 +100,104 @@ func (s *Store) Failures(ctx context.Context, shopID uint32, limit int) ([]Failu
 
 // MarkReported records that the failures went into a report. A failure
 // that changed since it was read (re-queued, and perhaps failed again) is
-// left as it is, for the next report. It returns how many were marked.
-func (s *Store) MarkReported(ctx context.Context, fs []Failure) (int, error) {
+// left as it is, for the next report. When the report was mailed, the
+// orders of the failures it marks get the module's
+// shoppingfeed_order.failed_ticket = 1 (where the column exists), in the
+// same transaction: the module, if switched back on, does not mail them a
+// second time. It returns how many were marked.
+func (s *Store) MarkReported(ctx context.Context, fs []Failure, mailed bool) (int, error) {
+	flag := false
+	if mailed {
+		var err error
+		if flag, err = s.hasFailedTicket(ctx); err != nil {
+			return 0, fmt.Errorf("mark failures reported: %w", err)
+		}
+	}
 	marked := 0
+	var denied error
 	for start := 0; start < len(fs); start += inChunk {
 		chunk := fs[start:min(start+inChunk, len(fs))]
-		pairs := make([]string, len(chunk))
-		args := make([]any, 0, 2*len(chunk))
-		for i, f := range chunk {
-			pairs[i] = "(?, ?)"
-			args = append(args, f.TaskID, f.FailedAt)
+		n, err := s.markReported(ctx, chunk, flag)
+		if flag && accessDenied(err) {
+			// No UPDATE grant on the column: mark the failures reported
+			// all the same, and stop trying the flag.
+			denied = fmt.Errorf("%w: %v", ErrFailedTicketDenied, err)
+			flag = false
+			s.failedTicketMu.Lock()
+			s.failedTicket = false
+			s.failedTicketMu.Unlock()
+			n, err = s.markReported(ctx, chunk, false)
 		}
-		res, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+" SET sfsync_reported_at = NOW()"+
-			" WHERE sfsync_reported_at IS NULL AND (id_shoppingfeed_task_order, sfsync_failed_at) IN ("+strings.Join(pairs, ",")+")", args...)
 		if err != nil {
 			return marked, fmt.Errorf("mark failures reported: %w", err)
 		}
-		n, _ := res.RowsAffected()
-		marked += int(n)
+		marked += n
 	}
-	return marked, nil
+	return marked, denied
+}
+
+// ErrFailedTicketDenied is returned (with the count of failures marked,
+// all of them) by MarkReported when the database user may not update
+// shoppingfeed_order.failed_ticket: the module, if switched back on, may
+// mail those failures again. See the README's grants.
+var ErrFailedTicketDenied = errors.New("no UPDATE grant on shoppingfeed_order.failed_ticket; the module may mail these failures again if switched back on")
+
+// accessDenied reports a table or column access denied error (1142, 1143).
+func accessDenied(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1142 || me.Number == 1143)
+}
+
+func (s *Store) markReported(ctx context.Context, chunk []Failure, flag bool) (int, error) {
+	pairs := make([]string, len(chunk))
+	args := make([]any, 0, 2*len(chunk))
+	for i, f := range chunk {
+		pairs[i] = "(?, ?)"
+		args = append(args, f.TaskID, f.FailedAt)
+	}
+	in := "(id_shoppingfeed_task_order, sfsync_failed_at) IN (" + strings.Join(pairs, ",") + ")"
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	// The orders first, by the rows this chunk is about to mark (the
+	// update below makes sfsync_reported_at non-NULL).
+	if flag {
+		if _, err := tx.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_order")+" sf JOIN "+s.T("shoppingfeed_task_order")+
+			" t ON t.id_order = sf.id_order SET sf.failed_ticket = 1 WHERE t.sfsync_reported_at IS NULL AND "+
+			strings.ReplaceAll(in, "(id_shoppingfeed_task_order, sfsync_failed_at)", "(t.id_shoppingfeed_task_order, t.sfsync_failed_at)"), args...); err != nil {
+			return 0, fmt.Errorf("set shoppingfeed_order.failed_ticket: %w", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+" SET sfsync_reported_at = NOW()"+
+		" WHERE sfsync_reported_at IS NULL AND "+in, args...)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// hasFailedTicket reports whether shoppingfeed_order has the module's
+// failed_ticket column (module versions before it lack it). It asks the
+// database once per Store; an error is not remembered.
+func (s *Store) hasFailedTicket(ctx context.Context) (bool, error) {
+	s.failedTicketMu.Lock()
+	defer s.failedTicketMu.Unlock()
+	if s.failedTicketKnown {
+		return s.failedTicket, nil
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'failed_ticket'",
+		s.prefix+"shoppingfeed_order").Scan(&n); err != nil {
+		return false, fmt.Errorf("look for shoppingfeed_order.failed_ticket: %w", err)
+	}
+	s.failedTicket, s.failedTicketKnown = n > 0, true
+	return s.failedTicket, nil
 }
 
 // TryLock takes the named lock of this shop database and table prefix

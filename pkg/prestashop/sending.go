@@ -185,20 +185,33 @@ type SentTask struct {
 	OrderID uint32
 	// Last is the change the task held when claimed.
 	Last uint64
+	// Then, when set, is an operation the order's current state still
+	// needs after this one (deliver after ship): a pending task is left
+	// for it, due now.
+	Then Operation
+	// LogMsg, when set, is the process-log line (level success, process
+	// ProcessOrderSync, the order as its object, the owner as id_session)
+	// written in the same transaction: the module's "Ticket created" line.
+	LogMsg string
 }
 
 // RecordSent moves the sent tasks to CHECK_TICKET_SYNC_STATUS with the
 // batch id, as the module does, in one transaction. A task that a newer
 // change reached since it was claimed stays SYNC_STATUS (and due, so the
-// newer change is sent next); the batch is then recorded on a new
-// CHECK_TICKET_SYNC_STATUS row of its own, so its ticket is followed too.
-func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, storeID string, tokenID uint32, tasks []SentTask) error {
+// newer change is sent next), its first change moved past the one sent;
+// the batch is then recorded on a new CHECK_TICKET_SYNC_STATUS row of its
+// own, so its ticket is followed too. A moved task whose Then is set
+// leaves a new pending SYNC_STATUS task holding the same change, due now,
+// so that the next operation goes in a later request than this one. It
+// returns those new tasks' ids by the sent task's id.
+func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, storeID string, tokenID uint32, tasks []SentTask) (map[uint64]uint64, error) {
 	batchID, operation, storeID = ColumnText(batchID, 50), ColumnText(operation, 16), ColumnText(storeID, 32)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("record batch %s: %w", batchID, err)
+		return nil, fmt.Errorf("record batch %s: %w", batchID, err)
 	}
 	defer tx.Rollback()
+	follow := map[uint64]uint64{}
 	t := s.T("shoppingfeed_task_order")
 	var tok any
 	if tokenID != 0 {
@@ -212,11 +225,26 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 			" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?",
 			ActionCheckTicketStatus, batchID, operation, storeID, tok, st.TaskID, owner, st.Last)
 		if err != nil {
-			return fmt.Errorf("record batch %s: %w", batchID, err)
+			return nil, fmt.Errorf("record batch %s: %w", batchID, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			moved = append(moved, st)
+			continue
 		}
+		if st.Then == "" {
+			continue
+		}
+		res, err = tx.ExecContext(ctx, "INSERT INTO "+t+" (action, id_order, update_at, date_add, date_upd, sfsync_history_first, sfsync_history_last,"+
+			" sfsync_operation, sfsync_progress_at) VALUES (?, ?, NOW(), NOW(), NOW(), ?, ?, ?, NOW())",
+			ActionSyncStatus, st.OrderID, st.Last, st.Last, string(st.Then))
+		if err != nil {
+			return nil, fmt.Errorf("record batch %s: leave the %s of order %d pending: %w", batchID, st.Then, st.OrderID, err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return nil, fmt.Errorf("record batch %s: leave the %s of order %d pending: %w", batchID, st.Then, st.OrderID, err)
+		}
+		follow[st.TaskID] = uint64(id)
 	}
 	if len(moved) > 0 {
 		vals := make([]string, len(moved))
@@ -227,19 +255,48 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO "+t+" (action, id_order, ticket_number, batch_id, update_at, date_add, date_upd,"+
 			" sfsync_history_first, sfsync_history_last, sfsync_operation, sfsync_store_id, sfsync_token_id, sfsync_progress_at) VALUES "+strings.Join(vals, ","), args...); err != nil {
-			return fmt.Errorf("record batch %s: %w", batchID, err)
+			return nil, fmt.Errorf("record batch %s: %w", batchID, err)
 		}
 		for _, st := range moved {
-			if _, err := tx.ExecContext(ctx, "UPDATE "+t+" SET sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", st.TaskID, owner); err != nil {
-				return fmt.Errorf("record batch %s: %w", batchID, err)
+			// The change sent is behind the task now: a rule that looks at
+			// the task's changes (a shipped state reached since its first)
+			// must not see it again.
+			if _, err := tx.ExecContext(ctx, "UPDATE "+t+" SET sfsync_claim_owner = NULL, sfsync_claim_until = NULL,"+
+				" sfsync_history_first = GREATEST(COALESCE(sfsync_history_first, 0), ? + 1)"+
+				" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", st.Last, st.TaskID, owner); err != nil {
+				return nil, fmt.Errorf("record batch %s: %w", batchID, err)
 			}
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record batch %s: %w", batchID, err)
+	var logs []SentTask
+	for _, st := range tasks {
+		if st.LogMsg != "" {
+			logs = append(logs, st)
+		}
 	}
-	return nil
+	if len(logs) > 0 {
+		vals := make([]string, len(logs))
+		args := make([]any, 0, 5*len(logs))
+		for i, st := range logs {
+			vals[i] = "(?, ?, ?, 'Order', ?, ?, NOW())"
+			args = append(args, ProcessOrderSync, ColumnText(st.LogMsg, MediumTextChars), LevelSuccess, st.OrderID, ColumnText(owner, 255))
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+s.T("shoppingfeed_processlogger")+
+			" (name, msg, level, object_name, object_id, id_session, date_add) VALUES "+strings.Join(vals, ","), args...); err != nil {
+			return nil, fmt.Errorf("record batch %s: process log: %w", batchID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("record batch %s: %w", batchID, err)
+	}
+	return follow, nil
 }
+
+// ProcessOrderSync is the process name of the official module's order
+// sync (its cron task shoppingfeed:syncOrder): the back office's process
+// log lists and filters lines by it, so sfsync writes its order lines
+// under it too (id_session tells sfsync's lines apart).
+const ProcessOrderSync = "shoppingfeed:syncOrder"
 
 // ReachedSince reports whether the order entered one of states in a change
 // at or after history id from.

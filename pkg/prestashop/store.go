@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -81,6 +82,11 @@ func Open(ctx context.Context, c Config) (*sql.DB, error) {
 type Store struct {
 	db     *sql.DB
 	prefix string
+
+	// Whether shoppingfeed_order has failed_ticket, once known.
+	failedTicketMu    sync.Mutex
+	failedTicketKnown bool
+	failedTicket      bool
 }
 
 // New returns a store over db; prefix is PrestaShop's table prefix (ps_).

@@ -2,6 +2,7 @@ package prestashop_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 
 	"github.com/sfsync/sfsync/pkg/prestashop"
@@ -112,7 +113,7 @@ func TestMarkReportedLeavesAFailureThatCameBack(t *testing.T) {
 	// o2 is re-queued and fails again before the report is marked.
 	_, err = store.DB().Exec("UPDATE "+store.T("shoppingfeed_task_order")+" SET sfsync_failed_at = NOW() WHERE id_order = ?", o2)
 	must(t, err)
-	n, err := store.MarkReported(ctx, fs)
+	n, err := store.MarkReported(ctx, fs, true)
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("marked %d, want 1", n)
@@ -121,6 +122,37 @@ func TestMarkReportedLeavesAFailureThatCameBack(t *testing.T) {
 	must(t, err)
 	if len(left) != 1 || left[0].OrderID != o2 {
 		t.Fatalf("left for the next report: %+v", left)
+	}
+	// The mailed failure's order is flagged as the module flags the orders
+	// it mailed; the one left for the next report is not.
+	for o, want := range map[uint32]int{o1: 1, o2: 0} {
+		var got sql.NullInt64
+		must(t, store.DB().QueryRow("SELECT failed_ticket FROM "+store.T("shoppingfeed_order")+" WHERE id_order = ?", o).Scan(&got))
+		if int(got.Int64) != want {
+			t.Fatalf("order %d: failed_ticket %v, want %d", o, got, want)
+		}
+	}
+}
+
+// A module version whose shoppingfeed_order has no failed_ticket column:
+// failures are marked reported all the same.
+func TestMarkReportedWithoutFailedTicketColumn(t *testing.T) {
+	ctx := context.Background()
+	db, _, fx := testenv.Shop(t)
+	sfShop, err := fx.EnableShoppingFeed(ctx, 1, "tok", "1001")
+	must(t, err)
+	o, err := fx.CreateSFOrder(ctx, sfShop, 31, "amazon")
+	must(t, err)
+	_, err = db.DB.Exec("ALTER TABLE ps_shoppingfeed_order DROP COLUMN failed_ticket")
+	must(t, err)
+	store := prestashop.New(db.DB, "ps_")
+	_, err = db.DB.Exec("INSERT INTO ps_shoppingfeed_task_order (action, id_order, date_add, date_upd, sfsync_failed_at, sfsync_error)"+
+		" VALUES ('SYNC_STATUS', ?, NOW(), NOW(), NOW(), 'x')", o)
+	must(t, err)
+	fs, _, err := store.Failures(ctx, 1, 10)
+	must(t, err)
+	if n, err := store.MarkReported(ctx, fs, true); err != nil || n != 1 {
+		t.Fatalf("marked %d: %v", n, err)
 	}
 }
 

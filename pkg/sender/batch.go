@@ -189,11 +189,13 @@ func (s *Sender) retry(ctx context.Context, it *item, cause error) outcome {
 func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items []*item) {
 	sent := make([]prestashop.SentTask, len(items))
 	for i, it := range items {
-		sent[i] = prestashop.SentTask{TaskID: it.task.ID, OrderID: it.task.OrderID, Last: it.task.Last}
+		sent[i] = prestashop.SentTask{TaskID: it.task.ID, OrderID: it.task.OrderID, Last: it.task.Last, Then: it.then,
+			LogMsg: sentLogMsg(it, k.op, batchID)}
 	}
 	var err error
+	var follow map[uint64]uint64
 	for attempt := 0; attempt < 8; attempt++ {
-		if err = s.store.RecordSent(ctx, s.instance, batchID, string(k.op), k.storeID, k.tokenID, sent); err == nil {
+		if follow, err = s.store.RecordSent(ctx, s.instance, batchID, string(k.op), k.storeID, k.tokenID, sent); err == nil {
 			break
 		}
 		time.Sleep(time.Duration(1<<attempt) * 100 * time.Millisecond)
@@ -218,9 +220,38 @@ func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items
 		s.log.Warn("hand batch to the ticket poller; the sweeper will", "batch_id", batchID, "err", err)
 	}
 	for _, it := range items {
+		if next, ok := follow[it.task.ID]; ok {
+			s.followUp(ctx, it, next)
+		}
 		s.conclude(ctx, it, acked())
 	}
 	s.log.Info("batch sent", "operation", k.op, "store_id", k.storeID, "batch_id", batchID, "orders", len(items))
+}
+
+// sentLogMsg is the process-log line of an update Shopping Feed accepted,
+// worded as the module's "Ticket created" line, with the batch id.
+func sentLogMsg(it *item, op prestashop.Operation, batchID string) string {
+	ref := it.ref
+	if ref == "" {
+		ref = it.sfID
+	}
+	msg := fmt.Sprintf("[Order: %d] Ticket created for Order %s Status %s: batch %s (sfsync)", it.task.OrderID, ref, op, batchID)
+	if it.then != "" {
+		msg += "; " + string(it.then) + " follows"
+	}
+	return msg
+}
+
+// followUp hands the pending task RecordSent left for an item's next
+// operation (deliver after ship) to the wait lane, due now. When the
+// publish fails the sweeper finds the task.
+func (s *Sender) followUp(ctx context.Context, it *item, taskID uint64) {
+	ev := it.ev.Deferred(taskID, time.Time{})
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.js.PublishMsg(pctx, ev.Msg("then:"+string(it.then), "")); err != nil {
+		s.log.Warn("hand the next operation to the wait lane; the sweeper will", "order_id", it.task.OrderID, "operation", it.then, "err", err)
+	}
 }
 
 func (s *Sender) publishTicketCheck(ctx context.Context, tc events.Batch) error {

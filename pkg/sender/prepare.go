@@ -52,6 +52,17 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 		if err != nil {
 			return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
 		}
+	} else if op == prestashop.OpDeliver {
+		// Shipped → Delivered within the delay: the marketplace still
+		// needs the shipment and its tracking number. Ship now; deliver
+		// follows in a later request, once this one is accepted.
+		shipped, err := s.shipReachedSince(ctx, it, o, sh)
+		if err != nil {
+			return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		}
+		if shipped {
+			op, it.then = prestashop.OpShip, prestashop.OpDeliver
+		}
 	}
 	if !ok {
 		st, _ := s.shops.State(ctx, o.CurrentState, o.LangID)
@@ -81,10 +92,7 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 		return s.hold(ctx, it, 5*time.Minute, "no_token", "no Shopping Feed token")
 	}
 	it.tok = tok
-	it.size = s.cfg.BatchSize
-	if it.size == 0 {
-		it.size = sh.Settings.MaxOrders
-	}
+	it.size = groupSize(s.cfg.BatchSize, sh.Settings.MaxOrders, s.client.Config().MaxOrdersPerRequest)
 	entry := shoppingfeed.OrderOperation{Order: ref}
 	switch op {
 	case prestashop.OpShip:
@@ -141,25 +149,35 @@ func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order
 // shippedSince applies the rule for states in no list: a state PrestaShop
 // flags as shipped (Delivered, say) ships the order when a shipped-list
 // state was reached since the task was created, so Shipped → Delivered
-// within the delay still ships.
+// within the delay still ships. (With Delivered mapped, prepare ships and
+// then delivers.)
 func (s *Sender) shippedSince(ctx context.Context, it *item, o prestashop.Order, sh *shoppolicy.Shop) (prestashop.Operation, bool, error) {
-	ships := sh.Settings.Mapping[prestashop.OpShip]
-	if len(ships) == 0 {
+	if len(sh.Settings.Mapping[prestashop.OpShip]) == 0 {
 		return "", false, nil
 	}
 	st, err := s.shops.State(ctx, o.CurrentState, o.LangID)
 	if err != nil || !st.Shipped {
 		return "", false, err
 	}
-	from := it.task.First
-	if from == 0 {
-		from = it.task.Last
-	}
-	ok, err := s.store.ReachedSince(ctx, o.ID, from, ships)
+	ok, err := s.shipReachedSince(ctx, it, o, sh)
 	if err != nil || !ok {
 		return "", false, err
 	}
 	return prestashop.OpShip, true, nil
+}
+
+// shipReachedSince reports whether the order entered a shipped-list state
+// in one of the changes its task holds (none of which went out yet).
+func (s *Sender) shipReachedSince(ctx context.Context, it *item, o prestashop.Order, sh *shoppolicy.Shop) (bool, error) {
+	ships := sh.Settings.Mapping[prestashop.OpShip]
+	if len(ships) == 0 {
+		return false, nil
+	}
+	from := it.task.First
+	if from == 0 {
+		from = it.task.Last
+	}
+	return s.store.ReachedSince(ctx, o.ID, from, ships)
 }
 
 // drop removes a task whose order's current state needs no update.
@@ -187,4 +205,19 @@ func (s *Sender) fail(ctx context.Context, it *item, reason string) outcome {
 	s.log.Error("update failed", "order_id", it.task.OrderID, "task_id", it.task.ID, "reason", reason)
 	s.processLog(ctx, it.task.OrderID, prestashop.LevelError, reason)
 	return acked()
+}
+
+// groupSize is how many orders go in one POST: BATCH_SIZE, else the shop's
+// SHOPPINGFEED_ORDER_STATUS_MAX_ORDERS (both up to 200), never more than
+// one request takes (SF_MAX_ORDERS_PER_REQUEST, 100): a batch size of 150
+// sends 100 + 50, not requests the client refuses.
+func groupSize(batchSize, shopMax, perRequest int) int {
+	n := batchSize
+	if n == 0 {
+		n = shopMax
+	}
+	if perRequest > 0 {
+		n = min(n, perRequest)
+	}
+	return max(n, 1)
 }

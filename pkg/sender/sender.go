@@ -193,6 +193,9 @@ type item struct {
 	ref      string
 	channel  string
 	received time.Time
+	// then is the operation that follows once this one is accepted
+	// (deliver after ship): a pending task is left for it.
+	then prestashop.Operation
 	// hookChange is the history id of the change a webhook update carries.
 	hookChange uint64
 }
@@ -323,7 +326,7 @@ func (s *Sender) reportOnce(ctx context.Context, key string, orderID uint32, msg
 }
 
 func (s *Sender) processLog(ctx context.Context, orderID uint32, level, msg string) {
-	e := prestashop.LogEntry{Name: "sfsync:sender", Msg: msg, Level: level, Session: s.instance}
+	e := prestashop.LogEntry{Name: prestashop.ProcessOrderSync, Msg: msg, Level: level, Session: s.instance}
 	if orderID != 0 {
 		e.ObjectName, e.ObjectID = "Order", orderID
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -152,7 +153,7 @@ func (r *runningSender) stop() { r.cancel(); <-r.done }
 
 func (p *pipeline) startSender(cfg sender.Config, name string) *runningSender {
 	p.t.Helper()
-	return p.startSenderWith(cfg, name, shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0, MaxOrdersPerRequest: 200})
+	return p.startSenderWith(cfg, name, shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0})
 }
 
 func (p *pipeline) startSenderWith(cfg sender.Config, name string, sf shoppingfeed.Config) *runningSender {
@@ -266,6 +267,17 @@ func TestCancelIsSentAtOnceAndRecorded(t *testing.T) {
 		ts := p.tasks(o)
 		return len(ts) == 1 && ts[0].action == prestashop.ActionCheckTicketStatus && ts[0].batch == got.batch && ts[0].operation == "cancel"
 	})
+	// The back office's process log says it was sent, under the module's
+	// order-sync process, with the batch id, as the module's "Ticket
+	// created" line.
+	var name, level, objName, msg string
+	if err := p.db.DB.QueryRow("SELECT name, level, object_name, msg FROM ps_shoppingfeed_processlogger WHERE object_id = ? AND msg LIKE '%Ticket created%'", o).
+		Scan(&name, &level, &objName, &msg); err != nil {
+		t.Fatalf("no process-log line for the sent update: %v", err)
+	}
+	if name != prestashop.ProcessOrderSync || level != prestashop.LevelSuccess || objName != "Order" || !strings.Contains(msg, "Status cancel") || !strings.Contains(msg, got.batch) {
+		t.Fatalf("process-log line %q %q %q %q", name, level, objName, msg)
+	}
 	// The batch was handed to the ticket poller.
 	s, _ := p.js.Stream(context.Background(), broker.TicketsStream)
 	m, err := s.GetLastMsgForSubject(context.Background(), events.TicketCheckSubject(fmt.Sprint(sfsandboxtest.StoreID)))
@@ -390,6 +402,74 @@ func TestShippedThenDeliveredWithinDelayShipsOnce(t *testing.T) {
 	}
 }
 
+// With Delivered mapped, Shipped → Delivered within the delay sends the
+// shipment (carrier, tracking number, link) and then the delivery, in a
+// later request made once the first was accepted; an order delivered after
+// its shipment went out sends the delivery alone.
+func TestShippedThenDeliveredWithinDelayShipsThenDelivers(t *testing.T) {
+	p := newPipeline(t, options{shippedDelay: 2 * time.Second})
+	if err := p.fx.SetStateList(context.Background(), shopfixture.ShopScope(1), prestashop.KeyDelivered, shopfixture.StateDelivered); err != nil {
+		t.Fatal(err)
+	}
+	p.startSender(senderConfig(), "s1")
+	o, sfID := p.order()
+	later, laterID := p.order()
+	for _, id := range []uint32{o, later} {
+		if err := p.fx.SetTracking(context.Background(), id, fmt.Sprintf("T-%d", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.change(o, shopfixture.StateShipped)
+	p.change(later, shopfixture.StateShipped)
+	time.Sleep(100 * time.Millisecond)
+	p.change(o, shopfixture.StateDelivered)
+	p.eventually(10*time.Second, "ship and deliver sent", func() bool { return len(p.sent()[sfID]) >= 2 })
+	p.eventually(10*time.Second, "later order shipped", func() bool { return len(p.sent()[laterID]) == 1 })
+	p.change(later, shopfixture.StateDelivered)
+	p.eventually(10*time.Second, "later order delivered", func() bool { return len(p.sent()[laterID]) >= 2 })
+	time.Sleep(700 * time.Millisecond) // nothing more may follow
+
+	ops := p.sent()[sfID]
+	if len(ops) != 2 || ops[0].op != "ship" || ops[1].op != "deliver" {
+		t.Fatalf("sent %+v, want ship then deliver", ops)
+	}
+	want := fmt.Sprintf("T-%d", o)
+	if ops[0].tracking != want || ops[0].carrier != "Colissimo" || ops[0].link != "https://www.laposte.fr/outils/suivre-vos-envois?code="+want {
+		t.Fatalf("ship %+v, want carrier, tracking number and link", ops[0])
+	}
+	if ops[0].batch == ops[1].batch {
+		t.Fatalf("ship and deliver went in one request (batch %s)", ops[0].batch)
+	}
+	// The sandbox's log: the ship request was accepted before the deliver
+	// request came.
+	var seq []string
+	for _, r := range p.sb.Sandbox.Requests() {
+		if r.Method == "POST" {
+			seq = append(seq, fmt.Sprintf("%s %d", r.Path[strings.LastIndex(r.Path, "/")+1:], r.Status))
+		}
+	}
+	if i, j := slices.Index(seq, "ship 202"), slices.Index(seq, "deliver 202"); i < 0 || j < i {
+		t.Fatalf("POSTs %v: want ship accepted before deliver", seq)
+	}
+	if ops := p.sent()[laterID]; len(ops) != 2 || ops[0].op != "ship" || ops[1].op != "deliver" {
+		t.Fatalf("order delivered after its shipment went out: sent %+v, want ship then deliver once each", ops)
+	}
+	if n := p.processLog(o, "%Ticket created%Status ship%deliver follows%"); n != 1 {
+		t.Fatalf("%d process-log lines for the ship, want 1 saying deliver follows", n)
+	}
+	if n := p.processLog(o, "%Ticket created%Status deliver%"); n != 1 {
+		t.Fatalf("%d process-log lines for the deliver, want 1", n)
+	}
+	p.eventually(5*time.Second, "no task left pending", func() bool {
+		for _, r := range p.tasks(o) {
+			if r.action == prestashop.ActionSyncStatus {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func TestShipThenCancelWithinDelaySendsCancelOnly(t *testing.T) {
 	p := newPipeline(t, options{shippedDelay: 2 * time.Second})
 	p.startSender(senderConfig(), "s1")
@@ -460,6 +540,52 @@ func TestBatchingGroupsDueOrders(t *testing.T) {
 	}
 	if len(batches) != 3 {
 		t.Fatalf("%d POSTs for 50 orders with MAX_ORDERS 20, want 3: %v", len(batches), batches)
+	}
+}
+
+// A shop's batch size above what one request takes (the back office
+// allows 200) is bounded by the client's per-request cap (its real
+// default, 100): 150 due orders with MAX_ORDERS 150 go as 100 + 50, and no
+// request is refused for holding too many.
+func TestBatchSizeAboveTheRequestCapSplitsAtTheCap(t *testing.T) {
+	p := newPipeline(t, options{})
+	if err := p.fx.SetConfig(context.Background(), shopfixture.ShopScope(1), prestashop.KeyMaxOrders, "150"); err != nil {
+		t.Fatal(err)
+	}
+	var orders []uint32
+	var ids []int64
+	for range 150 {
+		o, id := p.order()
+		orders, ids = append(orders, o), append(ids, id)
+	}
+	for _, o := range orders {
+		p.change(o, shopfixture.StateCanceled)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cfg := senderConfig()
+	cfg.Linger = 2 * time.Second // what is tested is the cap, not the linger
+	p.startSender(cfg, "s1")
+	p.eventually(20*time.Second, "all sent", func() bool { return len(p.sent()) == 150 })
+	batches := map[string]int{}
+	for _, id := range ids {
+		ops := p.sent()[id]
+		if len(ops) != 1 {
+			t.Fatalf("order %d: sent %d times", id, len(ops))
+		}
+		batches[ops[0].batch]++
+	}
+	sizes := []int{}
+	for _, n := range batches {
+		sizes = append(sizes, n)
+	}
+	slices.Sort(sizes)
+	if !slices.Equal(sizes, []int{50, 100}) {
+		t.Fatalf("POST sizes %v for 150 orders with MAX_ORDERS 150, want [50 100]", sizes)
+	}
+	for _, r := range p.sb.Sandbox.Requests() {
+		if r.Method == "POST" && r.Status != 202 {
+			t.Fatalf("a POST was answered %d: %+v", r.Status, r)
+		}
 	}
 }
 

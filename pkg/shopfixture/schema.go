@@ -507,6 +507,9 @@ func InstallCore(ctx context.Context, db *sql.DB, prefix string) error {
 			return err
 		}
 	}
+	if err := installLang(ctx, f); err != nil {
+		return err
+	}
 	if err := f.SetConfig(ctx, Global, prestashop.KeyShopEmail, "merchant@example.test"); err != nil {
 		return err
 	}

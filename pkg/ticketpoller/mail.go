@@ -39,6 +39,9 @@ type smtpMailer struct {
 	timeout time.Duration
 	tls     *tls.Config
 	helo    string
+	// requireStartTLS refuses a server that offers no STARTTLS (a shop
+	// whose PS_MAIL_SMTP_ENCRYPTION is tls).
+	requireStartTLS bool
 }
 
 func newSMTPMailer(u SMTPURL, timeout time.Duration, tc *tls.Config) *smtpMailer {
@@ -114,12 +117,14 @@ func (m *smtpMailer) send(ctx context.Context, msg Mail) error {
 			if err := c.StartTLS(m.tlsConfig()); err != nil {
 				return fmt.Errorf("starttls: %w", err)
 			}
+		} else if m.requireStartTLS {
+			return errors.New("the server offers no STARTTLS, and the shop's PS_MAIL_SMTP_ENCRYPTION is tls")
 		}
 	}
 	if m.url.User != "" {
 		ok, mechs := c.Extension("AUTH")
 		if !ok {
-			return errors.New("the server offers no AUTH, and SMTP_URL has a user")
+			return errors.New("the server offers no AUTH, and a user is set")
 		}
 		var a smtp.Auth
 		switch list := strings.Fields(strings.ToUpper(mechs)); {

@@ -52,8 +52,9 @@ import (
 	"github.com/sfsync/sfsync/pkg/shoppolicy"
 )
 
-// LogName is the process-log name of the poller's lines.
-const LogName = "sfsync:ticket"
+// LogName is the process-log name of the poller's lines: the module's
+// order-sync process, which the back office's process log filters on.
+const LogName = prestashop.ProcessOrderSync
 
 // Deps are what a poller runs on.
 type Deps struct {
@@ -68,8 +69,8 @@ type Deps struct {
 	// DrainTimeout bounds how long checks in flight may run once Run's
 	// context ends (default 25s).
 	DrainTimeout time.Duration
-	// SMTPTLS is the TLS configuration for the SMTP server (nil: the
-	// system's roots).
+	// SMTPTLS is the TLS configuration for the SMTP servers, SMTP_URL's or
+	// a shop's (nil: the system's roots).
 	SMTPTLS *tls.Config
 	// Keeper, when set, is nudged when a consumer or its stream is gone,
 	// so that it declares them again at once.
@@ -87,6 +88,7 @@ type Poller struct {
 	instance string
 	drain    time.Duration
 	mailer   *smtpMailer
+	smtpTLS  *tls.Config
 	keeper   *broker.Keeper
 	shops    *shoppolicy.Cache
 
@@ -96,6 +98,8 @@ type Poller struct {
 	mu    sync.Mutex
 	holds map[string]time.Time // credential key → reads held until
 	loud  map[string]time.Time // log key → last loud line
+	// noMail is, per shop, why its reports cannot be mailed, as last logged.
+	noMail map[string]string
 }
 
 // New returns a poller; Run and RunReports start it.
@@ -126,8 +130,9 @@ func New(cfg Config, d Deps) (*Poller, error) {
 	p := &Poller{
 		cfg: cfg, store: d.Store, js: js, sf: d.SF, log: d.Log, m: m,
 		instance: d.Instance, drain: d.DrainTimeout, keeper: d.Keeper,
-		holdFor: time.Minute, holds: map[string]time.Time{}, loud: map[string]time.Time{},
-		shops: shoppolicy.New(d.Store, shoppolicy.Config{TTL: cfg.SettingsTTL, SFToken: cfg.Token}),
+		holdFor: time.Minute, holds: map[string]time.Time{}, loud: map[string]time.Time{}, noMail: map[string]string{},
+		smtpTLS: d.SMTPTLS,
+		shops:   shoppolicy.New(d.Store, shoppolicy.Config{TTL: cfg.SettingsTTL, SFToken: cfg.Token}),
 	}
 	if cfg.SMTP.Set() {
 		p.mailer = newSMTPMailer(cfg.SMTP, cfg.SMTPTimeout, d.SMTPTLS)

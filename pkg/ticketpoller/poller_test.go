@@ -2,6 +2,7 @@ package ticketpoller_test
 
 import (
 	"fmt"
+	"mime"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/broker"
 	"github.com/sfsync/sfsync/pkg/events"
+	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/sfsandbox"
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
+	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/ticketpoller"
 	sfsyncv1 "github.com/sfsync/sfsync/proto/sfsync/v1"
 )
@@ -133,6 +136,14 @@ func TestFailedTicketKeepsTaskAndIsMailed(t *testing.T) {
 		tk, _ := e.task(failed.Tasks[bad.ID])
 		return tk.ReportedAt.Valid
 	})
+	// The module's own flag: switched back on, it does not mail this
+	// failure again.
+	if n := e.count("SELECT COUNT(*) FROM ps_shoppingfeed_order WHERE id_order = ? AND failed_ticket = 1", bad.ID); n != 1 {
+		t.Fatal("the mailed failure's shoppingfeed_order.failed_ticket is not 1")
+	}
+	if n := e.count("SELECT COUNT(*) FROM ps_shoppingfeed_order WHERE id_order = ? AND failed_ticket = 1", ok.ID); n != 0 {
+		t.Fatal("an order that did not fail has failed_ticket set")
+	}
 	time.Sleep(3 * cfg.ReportInterval) // a report that came twice would be here by now
 	msgs := smtp.messages()
 	if len(msgs) != 1 {
@@ -408,6 +419,10 @@ func TestNoSMTPReportsToTheLogOnce(t *testing.T) {
 	if n := e.logs.count("error report: order update failed", other.Reference, "send refused"); n != 1 {
 		t.Fatalf("%d log report lines for the send failure, want 1", n)
 	}
+	// Logged, not mailed: the module may still mail it if switched back on.
+	if n := e.count("SELECT COUNT(*) FROM ps_shoppingfeed_order WHERE id_order IN (?, ?) AND failed_ticket = 1", o.ID, other.ID); n != 0 {
+		t.Fatalf("%d orders with failed_ticket set by a report that was only logged", n)
+	}
 	if e.logs.count("SMTP_URL is not set") != 1 {
 		t.Fatal("no startup warning about SMTP_URL")
 	}
@@ -549,4 +564,98 @@ func TestShutdownLetsChecksFinish(t *testing.T) {
 	eventually(t, 2*time.Second, "its message is acked", func() bool {
 		return e.consumerInfo(broker.TicketConsumer).NumAckPending == 0
 	})
+}
+
+// With SMTP_URL unset, the report goes through the shop's own mail
+// settings (PS_MAIL_METHOD 2, STARTTLS, AUTH), from and to PS_SHOP_EMAIL,
+// in the shop's language; the shop's mail password never reaches the log.
+func TestReportGoesThroughTheShopsOwnMailSettings(t *testing.T) {
+	e := newEnv(t, nil)
+	srvTLS, cliTLS := selfSigned(t)
+	const password = "Sh0p-Mail-Pa55"
+	smtp := newSMTPServer(t, "shop@example.test", password, srvTLS)
+	smtp.up()
+	host, port, _ := strings.Cut(smtp.addr, ":")
+	fr, err := e.fx.AddLanguage(e.ctx, "fr", "Français (French)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		prestashop.KeyMailMethod: "2", prestashop.KeyMailServer: host, prestashop.KeyMailPort: port,
+		prestashop.KeyMailUser: "shop@example.test", prestashop.KeyMailPassword: password, prestashop.KeyMailEncryption: "tls",
+		prestashop.KeyLangDefault: strconv.FormatUint(uint64(fr), 10),
+	} {
+		if err := e.fx.SetConfig(e.ctx, shopfixture.ShopScope(1), k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := e.newOrder(false)
+	s := e.send([]order{o}, sendOpts{noTracking: true})
+	r := e.start(testConfig(), "p1", cliTLS) // no SMTP_URL, no REPORT_FROM
+	eventually(t, 10*time.Second, "the task is failed", func() bool { tk, _ := e.task(s.Tasks[o.ID]); return tk.FailedAt.Valid })
+	if n, err := r.p.ReportOnce(e.ctx); err != nil || n != 1 {
+		t.Fatalf("report: %d failures, %v", n, err)
+	}
+	msgs := smtp.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d mails, want 1", len(msgs))
+	}
+	if m := msgs[0]; m.From != "merchant@example.test" || len(m.To) != 1 || m.To[0] != "merchant@example.test" {
+		t.Fatalf("envelope from %q to %v; want the shop's PS_SHOP_EMAIL both ways", m.From, m.To)
+	}
+	smtp.mu.Lock()
+	authed := append([]string(nil), smtp.auth...)
+	smtp.mu.Unlock()
+	if len(authed) != 1 || authed[0] != "shop@example.test" {
+		t.Fatalf("authenticated users %v, want the shop's PS_MAIL_USER", authed)
+	}
+	pm := parseMail(t, msgs[0].Data)
+	subj, _ := new(mime.WordDecoder).DecodeHeader(pm.Header.Get("Subject"))
+	if subj != "[Demo shop] Shopping Feed : 1 mise à jour de commande a échoué" {
+		t.Fatalf("subject %q, want the French one", subj)
+	}
+	for _, part := range []string{"text/plain", "text/html"} {
+		for _, want := range []string{"Référence marketplace", "État actuel", o.Reference} {
+			if !strings.Contains(pm.Parts[part], want) {
+				t.Fatalf("%s part lacks %q:\n%s", part, want, pm.Parts[part])
+			}
+		}
+	}
+	if tk, _ := e.task(s.Tasks[o.ID]); !tk.ReportedAt.Valid {
+		t.Fatal("the failure is not marked reported")
+	}
+	if strings.Contains(e.logs.String(), password) {
+		t.Fatal("the shop's mail password is in the log")
+	}
+}
+
+// A shop that mails with PHP's mail() (or never) cannot have its report
+// mailed: the log says why and how to set SMTP_URL once per shop, and the
+// report goes to the log.
+func TestShopWithoutSMTPLogsWhyOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := e.fx.SetConfig(e.ctx, shopfixture.Global, prestashop.KeyMailMethod, "1"); err != nil {
+		t.Fatal(err)
+	}
+	first := e.newOrder(false)
+	s := e.send([]order{first}, sendOpts{noTracking: true})
+	r := e.start(testConfig(), "p1", nil)
+	eventually(t, 10*time.Second, "the task is failed", func() bool { tk, _ := e.task(s.Tasks[first.ID]); return tk.FailedAt.Valid })
+	if _, err := r.p.ReportOnce(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := e.newOrder(false)
+	s2 := e.send([]order{second}, sendOpts{noTracking: true})
+	eventually(t, 10*time.Second, "the second task is failed", func() bool { tk, _ := e.task(s2.Tasks[second.ID]); return tk.FailedAt.Valid })
+	if _, err := r.p.ReportOnce(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.logs.count("error report cannot be mailed for this shop", "PHP's mail()", "SMTP_URL"); n != 1 {
+		t.Fatalf("%d lines saying why the report cannot be mailed, want 1:\n%s", n, e.logs)
+	}
+	for _, o := range []order{first, second} {
+		if n := e.logs.count("error report: order update failed", o.Reference); n != 1 {
+			t.Fatalf("%d log report lines for order %s, want 1", n, o.Reference)
+		}
+	}
 }

@@ -20,7 +20,7 @@ import (
 // each report.
 func (p *Poller) RunReports(ctx context.Context) error {
 	if p.mailer == nil {
-		p.log.Warn("SMTP_URL is not set: error reports go to the log only")
+		p.log.Warn("SMTP_URL is not set: error reports go through each shop's own mail settings (PS_MAIL_METHOD 2, SMTP), else to the log")
 	}
 	t := time.NewTicker(p.cfg.ReportInterval)
 	defer t.Stop()
@@ -73,23 +73,25 @@ func (p *Poller) reportShop(ctx context.Context, shop uint32) (int, error) {
 	if err != nil || len(fs) == 0 {
 		return 0, err
 	}
-	vals, err := p.store.ConfigValues(ctx, shop, prestashop.KeyShopEmail, prestashop.KeyShopName)
+	ms, err := p.store.MailSettings(ctx, shop)
 	if err != nil {
 		return 0, err
 	}
-	shopName := strings.TrimSpace(vals[prestashop.KeyShopName])
+	shopName := ms.ShopName
 	if shopName == "" {
 		shopName = "shop " + strconv.FormatUint(uint64(shop), 10)
 	}
-	rep := report{Shop: shopName, Failures: fs, More: total - len(fs)}
-	if p.mailer == nil {
+	rep := report{Shop: shopName, Failures: fs, More: total - len(fs), Lang: ms.LangISO}
+	rt := p.route(shop, ms)
+	if rt.mailer == nil {
+		p.noteNoMail(shop, rt.noMail)
 		for _, f := range fs {
 			p.log.Warn("error report: order update failed", "shop_id", shop, "order_id", f.OrderID, "reference", f.Reference,
 				"marketplace", f.Channel, "marketplace_reference", f.MarketplaceRef, "operation", f.Operation,
 				"state", f.StateName, "failed_at", f.FailedAt.Format(time.DateTime), "batch_id", f.BatchID,
 				"ticket_id", f.TicketNumber, "err", f.Error)
 		}
-		if _, err := p.store.MarkReported(ctx, fs); err != nil {
+		if _, err := p.store.MarkReported(ctx, fs, false); err != nil {
 			return 0, err
 		}
 		p.m.reports.WithLabelValues("logged").Inc()
@@ -98,23 +100,26 @@ func (p *Poller) reportShop(ctx context.Context, shop uint32) (int, error) {
 	}
 	to := p.cfg.ReportTo
 	if to == "" {
-		to = vals[prestashop.KeyShopEmail]
+		to = ms.ShopEmail
 	}
 	rcpt, err := mail.ParseAddressList(to)
 	if err != nil || len(rcpt) == 0 {
 		p.m.reports.WithLabelValues("failed").Inc()
 		return 0, fmt.Errorf("no recipient: set REPORT_TO, or the shop's PS_SHOP_EMAIL (%q)", to)
 	}
-	from, _ := mail.ParseAddress(p.cfg.ReportFrom) // checked by Validate
-	m, err := rep.mail(from, rcpt)
+	m, err := rep.mail(rt.from, rcpt)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.mailer.Send(ctx, m); err != nil {
+	if err := rt.mailer.Send(ctx, m); err != nil {
 		p.m.reports.WithLabelValues("failed").Inc()
 		return 0, err
 	}
-	marked, err := p.store.MarkReported(ctx, fs)
+	marked, err := p.store.MarkReported(ctx, fs, true)
+	if errors.Is(err, prestashop.ErrFailedTicketDenied) {
+		p.log.Warn("error report sent, but the module's failed_ticket flag could not be set", "shop_id", shop, "err", err)
+		err = nil
+	}
 	if err != nil {
 		// Sent but not marked: the next report repeats these failures.
 		return 0, fmt.Errorf("mark reported after sending: %w", err)
@@ -130,14 +135,61 @@ type report struct {
 	Failures []prestashop.Failure
 	// More is how many failures wait for the next report.
 	More int
+	// Lang is the shop's language (iso code); texts exist in English
+	// (the default) and French.
+	Lang string
+}
+
+// reportTexts are a report's words in one language.
+type reportTexts struct {
+	subjectOne, subjectMany string // [shop] and the count
+	intro                   string
+	header                  []string
+	more                    string // the count
+	footer                  string
+}
+
+var reportLangs = map[string]reportTexts{
+	"en": {
+		subjectOne:  "[%s] Shopping Feed: %d order update failed",
+		subjectMany: "[%s] Shopping Feed: %d order updates failed",
+		intro: "Shopping Feed did not apply these order updates. sfsync does not resend them by itself: " +
+			"once the cause is fixed, change the order's state again in PrestaShop (or run sfsync retry).",
+		header: []string{"Order", "Marketplace", "Marketplace reference", "Operation", "Current state", "Error", "Time"},
+		more:   "%d more failures follow in the next report.",
+		footer: "Times are the shop's. The back office's Shopping Feed process log has every line.",
+	},
+	"fr": {
+		subjectOne:  "[%s] Shopping Feed : %d mise à jour de commande a échoué",
+		subjectMany: "[%s] Shopping Feed : %d mises à jour de commandes ont échoué",
+		intro: "Shopping Feed n'a pas appliqué ces mises à jour de commandes. sfsync ne les renvoie pas de lui-même : " +
+			"une fois la cause corrigée, changez à nouveau l'état de la commande dans PrestaShop (ou lancez sfsync retry).",
+		header: []string{"Commande", "Marketplace", "Référence marketplace", "Opération", "État actuel", "Erreur", "Heure"},
+		more:   "%d autres échecs suivent dans le prochain rapport.",
+		footer: "Les heures sont celles de la boutique. Le journal des processus Shopping Feed du back-office contient chaque ligne.",
+	},
+}
+
+func (r report) texts() reportTexts {
+	if t, ok := reportLangs[r.Lang]; ok {
+		return t
+	}
+	return reportLangs["en"]
+}
+
+func (r report) lang() string {
+	if _, ok := reportLangs[r.Lang]; ok {
+		return r.Lang
+	}
+	return "en"
 }
 
 func (r report) subject() string {
-	s := "s"
-	if len(r.Failures)+r.More == 1 {
-		s = ""
+	n := len(r.Failures) + r.More
+	if n == 1 {
+		return fmt.Sprintf(r.texts().subjectOne, r.Shop, n)
 	}
-	return fmt.Sprintf("[%s] Shopping Feed: %d order update%s failed", r.Shop, len(r.Failures)+r.More, s)
+	return fmt.Sprintf(r.texts().subjectMany, r.Shop, n)
 }
 
 // rows are the table's cells, the same in both parts.
@@ -154,29 +206,25 @@ func (r report) rows() [][]string {
 	return out
 }
 
-var reportHeader = []string{"Order", "Marketplace", "Marketplace reference", "Operation", "Current state", "Error", "Time"}
-
-const reportIntro = "Shopping Feed did not apply these order updates. sfsync does not resend them by itself: " +
-	"once the cause is fixed, change the order's state again in PrestaShop (or run sfsync retry)."
-
 func (r report) text() string {
+	tx := r.texts()
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\n\n%s\n\n", r.Shop, reportIntro)
+	fmt.Fprintf(&b, "%s\n\n%s\n\n", r.Shop, tx.intro)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(reportHeader, "\t"))
+	fmt.Fprintln(tw, strings.Join(tx.header, "\t"))
 	for _, row := range r.rows() {
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	_ = tw.Flush()
 	if r.More > 0 {
-		fmt.Fprintf(&b, "\n%d more failures follow in the next report.\n", r.More)
+		fmt.Fprintf(&b, "\n"+tx.more+"\n", r.More)
 	}
-	b.WriteString("\nTimes are the shop's. The back office's Shopping Feed process log has every line.\n")
+	b.WriteString("\n" + tx.footer + "\n")
 	return b.String()
 }
 
 var reportHTML = template.Must(template.New("report").Parse(`<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{{.Subject}}</title></head>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.Subject}}</title></head>
 <body style="font-family: sans-serif">
 <h2>{{.Shop}}</h2>
 <p>{{.Intro}}</p>
@@ -186,15 +234,21 @@ var reportHTML = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 {{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
-{{if .More}}<p>{{.More}} more failures follow in the next report.</p>{{end}}
-<p>Times are the shop's. The back office's Shopping Feed process log has every line.</p>
+{{if .More}}<p>{{.More}}</p>{{end}}
+<p>{{.Footer}}</p>
 </body></html>
 `))
 
 func (r report) html() (string, error) {
+	tx := r.texts()
+	more := ""
+	if r.More > 0 {
+		more = fmt.Sprintf(tx.more, r.More)
+	}
 	var b bytes.Buffer
 	err := reportHTML.Execute(&b, map[string]any{
-		"Subject": r.subject(), "Shop": r.Shop, "Intro": reportIntro, "Header": reportHeader, "Rows": r.rows(), "More": r.More,
+		"Lang": r.lang(), "Subject": r.subject(), "Shop": r.Shop, "Intro": tx.intro, "Header": tx.header, "Rows": r.rows(),
+		"More": more, "Footer": tx.footer,
 	})
 	if err != nil {
 		return "", fmt.Errorf("render report: %w", err)

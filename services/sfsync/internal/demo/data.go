@@ -66,6 +66,12 @@ func Seed(ctx context.Context, db *sql.DB, prefix string) (Data, bool, error) {
 	if d.Shop2, err = fx.EnableShoppingFeed(ctx, shop2, Token2, Store2); err != nil {
 		return Data{}, false, err
 	}
+	// Shop 1 maps Delivered too (SHOPPINGFEED_DELIVERED_ORDERS), as many
+	// merchants do: Shipped then Delivered within the delay sends ship,
+	// then deliver.
+	if err := fx.SetStateList(ctx, shopfixture.ShopScope(1), prestashop.KeyDelivered, shopfixture.StateDelivered); err != nil {
+		return Data{}, false, err
+	}
 	if _, err := fx.CreateCarrier(ctx, "Chronopost", "https://www.chronopost.fr/tracking-no-cms/suivi-page?listeNumerosLT=@"); err != nil {
 		return Data{}, false, err
 	}

@@ -182,7 +182,7 @@ func act(ctx context.Context, out io.Writer, fx *shopfixture.Fixture, steps []st
 		"  ship order #2, then type its tracking number during the delay",
 		"  cancel order #3; refund order #4",
 		"  ship order #5 by mistake, then put it back to processing within the delay",
-		"  ship order #6 and mark it delivered within the delay",
+		"  ship order #6 and mark it delivered within the delay (Delivered is mapped: ship, then deliver)",
 		"  refund order #30, sold on cdiscount (which refuses refunds)",
 		"  cancel orders #8 to #27 at once",
 		"  ship order #41 of shop 2, where the legacy module still syncs",
@@ -321,7 +321,7 @@ func script(d Data) []step {
 		{order: o[2], did: "canceled", act: to(o[2].ID, shopfixture.StateCanceled), wantOps: []string{"cancel"}, wantRow: "gone", wantTicket: "succeed"},
 		{order: o[3], did: "refunded", act: to(o[3].ID, shopfixture.StateRefunded), wantOps: []string{"refund"}, wantRow: "gone", wantTicket: "succeed"},
 		{order: o[4], did: "shipped by mistake, reverted", act: then(ship(o[4].ID, "6A000000005"), time.Second, to(o[4].ID, shopfixture.StateProcessing)), wantRow: "gone"},
-		{order: o[5], did: "shipped, then delivered", act: then(ship(o[5].ID, "6A000000006"), time.Second, to(o[5].ID, shopfixture.StateDelivered)), wantOps: []string{"ship"}, wantRow: "gone", wantTicket: "succeed"},
+		{order: o[5], did: "shipped, then delivered", act: then(ship(o[5].ID, "6A000000006"), time.Second, to(o[5].ID, shopfixture.StateDelivered)), wantOps: []string{"ship", "deliver"}, wantRow: "gone", wantTicket: "succeed"},
 		{order: o[29], did: "refunded, sold on cdiscount", act: to(o[29].ID, shopfixture.StateRefunded), wantOps: []string{"refund"}, wantRow: "failed", wantTicket: "failed"},
 	}
 	for i := 7; i < 27; i++ {
@@ -381,7 +381,12 @@ func check(ctx context.Context, db *sql.DB, received []sfsandbox.RecordedOperati
 			r.row = "pending"
 		}
 		var level sql.NullString
-		_ = db.QueryRowContext(ctx, "SELECT level FROM ps_shoppingfeed_processlogger WHERE object_id = ? AND name LIKE '%ticket%' ORDER BY id_shoppingfeed_processlogger DESC LIMIT 1", s.order.ID).Scan(&level)
+		// The ticket poller's outcome line: success or error under the
+		// module's order-sync process, other than the sender's "Ticket
+		// created" line.
+		_ = db.QueryRowContext(ctx, "SELECT level FROM ps_shoppingfeed_processlogger WHERE object_id = ? AND name = ? AND level IN (?, ?)"+
+			" AND msg NOT LIKE '%Ticket created%' ORDER BY id_shoppingfeed_processlogger DESC LIMIT 1",
+			s.order.ID, prestashop.ProcessOrderSync, prestashop.LevelSuccess, prestashop.LevelError).Scan(&level)
 		switch level.String {
 		case prestashop.LevelSuccess:
 			r.ticket = "succeed"
