@@ -103,6 +103,10 @@ var taskColumns = []struct{ name, def string }{
 	{"sfsync_store_id", "VARCHAR(32) NULL DEFAULT NULL"},
 	{"sfsync_token_id", "INT UNSIGNED NULL DEFAULT NULL"},
 	{"sfsync_progress_at", "DATETIME NULL DEFAULT NULL"},
+	// An operation POSTed whose outcome is not recorded yet (the intent):
+	// the next attempt asks Shopping Feed whether it was applied first.
+	{"sfsync_posted_op", "VARCHAR(16) NULL DEFAULT NULL"},
+	{"sfsync_posted_at", "DATETIME NULL DEFAULT NULL"},
 	// A failure: when, why, and when it went into a report.
 	{"sfsync_failed_at", "DATETIME NULL DEFAULT NULL"},
 	{"sfsync_error", "TEXT NULL"},

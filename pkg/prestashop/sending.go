@@ -22,6 +22,10 @@ type SyncTask struct {
 	ClaimedBy string
 	// ClaimUntil is when another sender's claim lapses (zero: unclaimed).
 	ClaimUntil time.Time
+	// PostedOp is an operation an earlier attempt POSTed without its
+	// outcome being recorded (a sender that died, an answer that could not
+	// be read): it may have reached Shopping Feed. "" when none.
+	PostedOp string
 	// Now is the database clock when the task was read.
 	Now time.Time
 }
@@ -85,9 +89,9 @@ func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl 
 	var t SyncTask
 	var upd sql.NullTime
 	err = s.db.QueryRowContext(ctx, `SELECT id_shoppingfeed_task_order, id_order, update_at, date_add,
-	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, NOW(3)
+	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, COALESCE(sfsync_posted_op, ''), NOW(3)
 	      FROM `+s.T("shoppingfeed_task_order")+` WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?`, taskID, owner).
-		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &t.Now)
+		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &t.PostedOp, &t.Now)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SyncTask{}, false, nil
 	}
@@ -135,7 +139,7 @@ func (s *Store) CountAttempt(ctx context.Context, taskID uint64, owner, errMsg s
 func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, operation, reason string) error {
 	_, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
 		" SET sfsync_failed_at = NOW(), sfsync_error = ?, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
-		" sfsync_operation = COALESCE(NULLIF(?, ''), sfsync_operation),"+
+		" sfsync_operation = COALESCE(NULLIF(?, ''), sfsync_operation), sfsync_posted_op = NULL, sfsync_posted_at = NULL,"+
 		" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?",
 		ColumnText(reason, errorChars), ColumnText(operation, 16), taskID, owner)
 	if err != nil {
@@ -177,6 +181,24 @@ func (s *Store) DropTask(ctx context.Context, t SyncTask, owner string) (bool, e
 		return false, s.ReleaseTask(ctx, taskID, owner, "")
 	}
 	return true, nil
+}
+
+// MarkPosted records, before a POST, that operation is about to be sent
+// for the claimed tasks: until RecordSent or FailTask records the outcome,
+// the next attempt must first ask Shopping Feed whether it was applied.
+func (s *Store) MarkPosted(ctx context.Context, owner, operation string, ids []uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{ColumnText(operation, 16), owner}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
+		" SET sfsync_posted_op = ?, sfsync_posted_at = NOW() WHERE sfsync_claim_owner = ? AND id_shoppingfeed_task_order IN ("+sqlMarks(len(ids))+")", args...); err != nil {
+		return fmt.Errorf("record the intent to send %s: %w", operation, err)
+	}
+	return nil
 }
 
 // SentTask is a claimed task whose operation Shopping Feed accepted.
@@ -221,7 +243,7 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 	for _, st := range tasks {
 		res, err := tx.ExecContext(ctx, "UPDATE "+t+" SET action = ?, batch_id = ?, ticket_number = NULL, sfsync_operation = ?, sfsync_store_id = ?,"+
 			" sfsync_token_id = ?, sfsync_attempts = 0, sfsync_error = NULL, sfsync_progress_at = NOW(), date_upd = NOW(),"+
-			" sfsync_claim_owner = NULL, sfsync_claim_until = NULL"+
+			" sfsync_claim_owner = NULL, sfsync_claim_until = NULL, sfsync_posted_op = NULL, sfsync_posted_at = NULL"+
 			" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?",
 			ActionCheckTicketStatus, batchID, operation, storeID, tok, st.TaskID, owner, st.Last)
 		if err != nil {
@@ -262,6 +284,7 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 			// the task's changes (a shipped state reached since its first)
 			// must not see it again.
 			if _, err := tx.ExecContext(ctx, "UPDATE "+t+" SET sfsync_claim_owner = NULL, sfsync_claim_until = NULL,"+
+				" sfsync_posted_op = NULL, sfsync_posted_at = NULL,"+
 				" sfsync_history_first = GREATEST(COALESCE(sfsync_history_first, 0), ? + 1)"+
 				" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", st.Last, st.TaskID, owner); err != nil {
 				return nil, fmt.Errorf("record batch %s: %w", batchID, err)

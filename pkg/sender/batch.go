@@ -123,8 +123,28 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 		s.log.Debug("posting batch", "post", post, "operation", k.op, "store_id", k.storeID, "orders", orders)
 		defer s.log.Debug("batch settled", "post", post)
 	}
+	ids := make([]uint64, len(items))
+	for i, it := range items {
+		ids[i] = it.task.ID
+	}
+	if err := s.store.MarkPosted(ctx, s.instance, string(op), ids); err != nil {
+		for _, it := range items {
+			s.conclude(ctx, it, retryLater("database", err))
+		}
+		return
+	}
 	b, err := s.client.Operate(ctx, items[0].tok.Secret, k.storeID, op, entries)
 	switch {
+	case errors.Is(err, shoppingfeed.ErrMalformedResponse):
+		// Shopping Feed answered 2xx but the batch id cannot be read: the
+		// operation may be applied. It is not sent again blindly: the next
+		// attempt asks Shopping Feed first (the intent stays recorded).
+		s.m.calls.WithLabelValues(string(op), "unknown").Inc()
+		s.m.errors.WithLabelValues("unknown_outcome").Inc()
+		s.log.Error("shopping feed accepted a batch whose answer cannot be read; its orders are checked before any new attempt", "operation", op, "store_id", k.storeID, "orders", len(items), "err", err)
+		for _, it := range items {
+			s.conclude(ctx, it, s.hold(ctx, it, s.cfg.RetryBase, "unknown_outcome", "accepted, but the answer could not be read"))
+		}
 	case err == nil:
 		s.m.calls.WithLabelValues(string(op), "accepted").Inc()
 		s.m.batchSize.Observe(float64(len(items)))
@@ -161,6 +181,28 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 	}
 }
 
+// persist retries a database write that records an outcome Shopping Feed
+// (or the webhook) gave, with backoff, until it succeeds or ctx ends: the
+// request is never made again because the write failed. The claims of the
+// items in hand are renewed meanwhile.
+func (s *Sender) persist(ctx context.Context, what string, write func() error) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		if err = write(); err == nil {
+			return nil
+		}
+		d := min(100*time.Millisecond<<min(attempt, 6), 5*time.Second)
+		if attempt == 3 {
+			s.log.Warn("database write failed; retrying it, not the request", "what", what, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(d):
+		}
+	}
+}
+
 // retry counts a failed attempt for an item and puts it back to wait with
 // backoff, or fails it after SEND_MAX_ATTEMPTS.
 func (s *Sender) retry(ctx context.Context, it *item, cause error) outcome {
@@ -192,18 +234,16 @@ func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items
 		sent[i] = prestashop.SentTask{TaskID: it.task.ID, OrderID: it.task.OrderID, Last: it.task.Last, Then: it.then,
 			LogMsg: sentLogMsg(it, k.op, batchID)}
 	}
-	var err error
 	var follow map[uint64]uint64
-	for attempt := 0; attempt < 8; attempt++ {
-		if follow, err = s.store.RecordSent(ctx, s.instance, batchID, string(k.op), k.storeID, k.tokenID, sent); err == nil {
-			break
-		}
-		time.Sleep(time.Duration(1<<attempt) * 100 * time.Millisecond)
-	}
+	err := s.persist(ctx, "record an accepted batch", func() (err error) {
+		follow, err = s.store.RecordSent(ctx, s.instance, batchID, string(k.op), k.storeID, k.tokenID, sent)
+		return err
+	})
 	if err != nil {
-		// The claims lapse and the events come back: the batch may be sent
-		// twice, which the ticket poller tolerates; never lost.
-		s.log.Error("record accepted batch; its orders will be sent again", "batch_id", batchID, "err", err)
+		// Stopping with the batch unrecorded: the claims lapse and the
+		// events come back, and the intent recorded before the POST makes
+		// the next attempt ask Shopping Feed before sending again.
+		s.log.Error("record accepted batch; its orders are checked before any new attempt", "batch_id", batchID, "err", err)
 		for _, it := range items {
 			s.conclude(ctx, it, nakAfter(s.cfg.RetryBase))
 		}

@@ -10,8 +10,11 @@ type metrics struct {
 	errors    *prometheus.CounterVec
 	failed    prometheus.Counter
 	dropped   prometheus.Counter
-	deferred  *prometheus.CounterVec
-	sent      *prometheus.CounterVec
+	// alreadyApplied counts updates an earlier attempt had POSTed, found
+	// applied at Shopping Feed and not sent again.
+	alreadyApplied prometheus.Counter
+	deferred       *prometheus.CounterVec
+	sent           *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,15 +25,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time from the state change (order_history.date_add) to its POST, for updates due at once.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sfsync_sender_batch_size",
 			Help: "Orders per operation POST.", Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 150, 200}}),
-		calls:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_api_calls_total", Help: "Operation POSTs, by operation and result."}, []string{"operation", "result"}),
-		errors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_errors_total", Help: "Errors, by kind."}, []string{"kind"}),
-		failed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_tasks_failed_total", Help: "Tasks marked failed."}),
-		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_tasks_dropped_total", Help: "Tasks removed because the order's current state needs no update."}),
+		calls:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_api_calls_total", Help: "Operation POSTs, by operation and result."}, []string{"operation", "result"}),
+		errors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_errors_total", Help: "Errors, by kind."}, []string{"kind"}),
+		failed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_tasks_failed_total", Help: "Tasks marked failed."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_tasks_dropped_total", Help: "Tasks removed because the order's current state needs no update."}),
+		alreadyApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_already_applied_total",
+			Help: "Updates an earlier attempt had sent without recording the outcome, found applied at Shopping Feed and not sent again."}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_deferred_total", Help: "Updates put back to wait, by reason."}, []string{"reason"}),
 		sent:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_orders_sent_total", Help: "Orders accepted by Shopping Feed, by operation."}, []string{"operation"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.deferred, m.sent)
+		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.alreadyApplied, m.deferred, m.sent)
 	}
 	return m
 }
