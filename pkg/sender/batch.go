@@ -19,11 +19,18 @@ type group struct {
 }
 
 // batcher gathers prepared items per token, store and operation. A group
-// is sent as soon as it is full; otherwise, in realtime mode, once no item
-// joined it for BATCH_LINGER (at most three lingers after its first), and
-// in batch mode every BATCH_INTERVAL.
+// is sent as soon as it is full. In batch mode the rest goes every
+// BATCH_INTERVAL. In realtime mode each update goes out within the latency
+// budget (LATENCY_BUDGET) of when it became due, and a request fills until
+// then: a group whose store and operation had no request within the budget
+// goes once it stops growing for BATCH_LINGER (a lone cancel leaves at
+// once); otherwise it goes when its oldest item has waited the budget, so
+// that a steady trickle makes about one request per budget, each as full
+// as the trickle allows.
 func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 	groups := map[groupKey]*group{}
+	lastSent := map[groupKey]time.Time{}
+	budget := s.cfg.budget()
 	tickEvery := s.cfg.Linger / 4
 	if s.cfg.Mode == ModeBatch {
 		tickEvery = min(s.cfg.Interval/10, time.Second)
@@ -33,6 +40,7 @@ func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 	lastRound := time.Now()
 	flush := func(k groupKey, g *group) {
 		delete(groups, k)
+		lastSent[k] = time.Now()
 		items := g.items
 		for len(items) > 0 {
 			n := min(len(items), max(items[0].size, 1))
@@ -41,8 +49,7 @@ func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 			s.sends.Add(1)
 			go func() {
 				defer s.sends.Done()
-				s.sem <- struct{}{}
-				defer func() { <-s.sem }()
+				defer s.slot(k.storeKey())()
 				s.send(work, k, chunk)
 			}()
 		}
@@ -78,22 +85,25 @@ func (s *Sender) batcher(stop <-chan struct{}, work context.Context) error {
 				flush(k, g)
 			}
 		case <-tick.C:
+			now := time.Now()
 			if s.cfg.Mode == ModeBatch {
-				if time.Since(lastRound) >= s.cfg.Interval {
-					lastRound = time.Now()
+				if now.Sub(lastRound) >= s.cfg.Interval {
+					lastRound = now
 					for k, g := range groups {
 						flush(k, g)
 					}
 				}
 				continue
 			}
-			// A group goes once it stopped growing for a linger, or at the
-			// latest three lingers after its first item: while orders keep
-			// coming, waiting fills the POST (each one spends a rate-limit
-			// slot) at a bounded cost in latency.
 			for k, g := range groups {
-				if time.Since(g.last) >= s.cfg.Linger || time.Since(g.first) >= 3*s.cfg.Linger {
+				quiet := now.Sub(lastSent[k]) >= budget
+				if now.Sub(g.first) >= budget || (quiet && now.Sub(g.last) >= s.cfg.Linger) {
 					flush(k, g)
+				}
+			}
+			for k, at := range lastSent {
+				if _, waiting := groups[k]; !waiting && now.Sub(at) >= budget {
+					delete(lastSent, k)
 				}
 			}
 		}

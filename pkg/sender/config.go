@@ -24,9 +24,14 @@ const (
 // Config is the sender's configuration.
 type Config struct {
 	Mode string `env:"SYNC_MODE, default=realtime"`
-	// Linger is how long realtime mode waits for more of what is due: a
-	// group goes once none joined it for Linger (at most 3×Linger).
+	// Linger is how long realtime mode waits for more of what is due when
+	// its store and operation had no request within the latency budget: a
+	// group goes once none joined it for Linger.
 	Linger time.Duration `env:"BATCH_LINGER, default=100ms"`
+	// LatencyBudget bounds, in realtime mode, how long a due update waits
+	// to share a request: under a steady trickle a store and operation get
+	// about one request per budget. 0 means 3×BATCH_LINGER.
+	LatencyBudget time.Duration `env:"LATENCY_BUDGET, default=1s"`
 	// Interval is how often batch mode sends (or when a batch is full).
 	Interval time.Duration `env:"BATCH_INTERVAL, default=1m"`
 	// BatchSize overrides SHOPPINGFEED_ORDER_STATUS_MAX_ORDERS (1..200).
@@ -43,8 +48,9 @@ type Config struct {
 	ClaimTTL time.Duration `env:"CLAIM_TTL, default=10s"`
 	// Workers per lane prepare messages (database reads) in parallel.
 	Workers int `env:"SENDER_WORKERS, default=8"`
-	// Concurrency bounds the POSTs in flight (the client also paces each
-	// token to SF_RATE_LIMIT).
+	// Concurrency bounds the POSTs in flight per store (the client also
+	// paces each token to SF_RATE_LIMIT): a slow or throttled store holds
+	// its own slots, never another store's.
 	Concurrency int `env:"SEND_CONCURRENCY, default=16"`
 	// SFToken and SFStoreID serve orders whose shop has no token row.
 	SFToken     config.Secret `env:"SF_TOKEN"`
@@ -61,6 +67,8 @@ func (c Config) Validate() error {
 		return config.Invalid("SYNC_MODE", "%q is not realtime or batch", c.Mode)
 	case c.Linger < 0 || c.Linger > time.Minute:
 		return config.Invalid("BATCH_LINGER", "%s is not between 0 and 1m", c.Linger)
+	case c.LatencyBudget != 0 && (c.LatencyBudget < c.Linger || c.LatencyBudget > time.Minute):
+		return config.Invalid("LATENCY_BUDGET", "%s is not between BATCH_LINGER (%s) and 1m", c.LatencyBudget, c.Linger)
 	case c.Interval < time.Second && c.Mode == ModeBatch:
 		return config.Invalid("BATCH_INTERVAL", "%s is shorter than 1s", c.Interval)
 	case c.BatchSize < 0 || c.BatchSize > 200:
@@ -81,4 +89,12 @@ func (c Config) Validate() error {
 		return config.Invalid("SF_TOKEN", "SF_TOKEN and SF_STORE_ID go together")
 	}
 	return c.Targets.Validate()
+}
+
+// budget is the latency budget in force.
+func (c Config) budget() time.Duration {
+	if c.LatencyBudget > 0 {
+		return c.LatencyBudget
+	}
+	return 3 * c.Linger
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +36,12 @@ type Sender struct {
 	instance string
 	shops    *shoppolicy.Cache
 
-	items    chan *item
-	stopped  chan struct{} // closed when the batcher has stopped taking items
-	sem      chan struct{}
+	items   chan *item
+	stopped chan struct{} // closed when the batcher has stopped taking items
+	// slots bound the requests in flight per store (and for the webhook):
+	// a store that answers slowly, or throttles for minutes, holds its own
+	// slots only, never another store's.
+	slots    sync.Map // string → chan struct{}
 	inHand   sync.Map // task id → struct{}: claimed by this replica
 	inflight sync.Map // *item → struct{}: acked or put back when done
 	sends    sync.WaitGroup
@@ -91,7 +95,7 @@ func New(cfg Config, d Deps) (*Sender, error) {
 	}
 	s := &Sender{
 		cfg: cfg, store: d.Store, js: js, client: d.Client, log: d.Log, m: newMetrics(d.Registry),
-		instance: d.Instance, items: make(chan *item, 4096), stopped: make(chan struct{}), sem: make(chan struct{}, cfg.Concurrency),
+		instance: d.Instance, items: make(chan *item, 4096), stopped: make(chan struct{}),
 		reported: map[string]time.Time{}, drain: d.DrainTimeout, keeper: d.Keeper,
 	}
 	if s.drain <= 0 {
@@ -206,6 +210,11 @@ type groupKey struct {
 	op      prestashop.Operation
 }
 
+// storeKey names the store of a group: its requests' slots.
+func (k groupKey) storeKey() string {
+	return strconv.FormatUint(uint64(k.tokenID), 10) + "/" + k.storeID
+}
+
 func (it *item) key() groupKey {
 	return groupKey{tokenID: it.tok.ID, storeID: it.tok.StoreID, op: it.op}
 }
@@ -269,6 +278,15 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) (even
 		s.release(it)
 	}
 	return ev, o
+}
+
+// slot takes one of key's request slots (SEND_CONCURRENCY of them) and
+// returns the function that gives it back.
+func (s *Sender) slot(key string) (release func()) {
+	ch, _ := s.slots.LoadOrStore(key, make(chan struct{}, s.cfg.Concurrency))
+	sem := ch.(chan struct{})
+	sem <- struct{}{}
+	return func() { <-sem }
 }
 
 // release forgets an item this replica held.

@@ -123,8 +123,7 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) outcome {
 	s.sends.Add(1)
 	go func() {
 		defer s.sends.Done()
-		s.sem <- struct{}{}
-		defer func() { <-s.sem }()
+		defer s.slot("webhook")()
 		s.conclude(ctx, it, s.postWebhook(ctx, it, name, body))
 	}()
 	return takenByBatch()
