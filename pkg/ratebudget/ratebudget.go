@@ -37,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sfsync/sfsync/pkg/config"
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 )
 
 // ReadReserve is how many slots of each span ticket reads leave to POSTs.
@@ -120,7 +121,10 @@ func (b *Budget) Wait(ctx context.Context, token config.Secret, write bool) erro
 	if err != nil {
 		return err
 	}
-	return sleepUntil(ctx, at)
+	if !pause.For(ctx, time.Until(at)) {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // Reserve books a slot for key and returns when it may be used.
@@ -251,21 +255,6 @@ func (b *Budget) warn(err error) {
 func (b *Budget) observe(at time.Time, conflicts int, shared bool) {
 	if b.metrics != nil {
 		b.metrics.Booked(max(time.Until(at), 0), conflicts, shared)
-	}
-}
-
-func sleepUntil(ctx context.Context, at time.Time) error {
-	d := time.Until(at)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sfsync/sfsync/pkg/events"
+	"github.com/sfsync/sfsync/pkg/internal/pause"
 	"github.com/sfsync/sfsync/pkg/prestashop"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
 )
@@ -205,10 +206,8 @@ func (s *Sender) persist(ctx context.Context, what string, write func() error) e
 		if attempt == 3 {
 			s.log.Warn("database write failed; retrying it, not the request", "what", what, "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !pause.For(ctx, d) {
 			return err
-		case <-time.After(d):
 		}
 	}
 }

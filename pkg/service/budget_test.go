@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -22,11 +21,7 @@ import (
 // update goes out once and no request is refused with 429.
 func TestSendersAndPollersShareOneBudgetPerToken(t *testing.T) {
 	ctx := context.Background()
-	db, _, fx := testenv.Shop(t)
-	shop, err := fx.EnableShoppingFeed(ctx, 1, sfsandboxtest.Token, fmt.Sprint(sfsandboxtest.StoreID))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, fx, shop := sfShop(t)
 	nats := testenv.NATS(t)
 	sbCfg := sfsandboxtest.Config()
 	sbCfg.Faults.RateLimit = sfsandbox.Rate{Requests: 10, Per: 2 * time.Second}

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -23,11 +22,7 @@ import (
 // out.
 func TestAKilledSendersOrdersMoveOn(t *testing.T) {
 	ctx := context.Background()
-	db, _, fx := testenv.Shop(t)
-	shop, err := fx.EnableShoppingFeed(ctx, 1, sfsandboxtest.Token, fmt.Sprint(sfsandboxtest.StoreID))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, fx, shop := sfShop(t)
 	nats := testenv.NATS(t)
 	sb := sfsandboxtest.New(t, sfsandboxtest.Config())
 	var logs testenv.SyncBuffer

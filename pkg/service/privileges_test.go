@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -81,11 +80,7 @@ func runtimeUser(t *testing.T, db *testenv.DB) config.Secret {
 // nothing the workers do is refused, but the gap probe's optional read.
 func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 	ctx := context.Background()
-	db, _, fx := testenv.Shop(t)
-	shop, err := fx.EnableShoppingFeed(ctx, 1, sfsandboxtest.Token, fmt.Sprint(sfsandboxtest.StoreID))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, fx, shop := sfShop(t)
 	dsn := runtimeUser(t, db)
 	nats := testenv.NATSBinary(t)
 	sb := sfsandboxtest.New(t, sfsandboxtest.Config())

@@ -33,11 +33,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // must reach Shopping Feed exactly once, and every task row must be gone.
 func TestBrokerWipedMidRunLosesNothing(t *testing.T) {
 	ctx := context.Background()
-	db, _, fx := testenv.Shop(t)
-	shop, err := fx.EnableShoppingFeed(ctx, 1, sfsandboxtest.Token, fmt.Sprint(sfsandboxtest.StoreID))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, fx, shop := sfShop(t)
 	nats := testenv.NATSBinary(t)
 	sbCfg := sfsandboxtest.Config()
 	// Tickets stay pending for a while: checks are waiting in the stream
@@ -276,6 +272,18 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 		runUntilCleanup(t, name, poller.Run)
 	}
 	return workers{detector: det, detectorDeps: dd}
+}
+
+// sfShop is a fresh shop database with shop 1 on Shopping Feed (the
+// sandbox's token and store).
+func sfShop(t *testing.T) (*testenv.DB, *shopfixture.Fixture, shopfixture.SFShop) {
+	t.Helper()
+	db, _, fx := testenv.Shop(t)
+	shop, err := fx.EnableShoppingFeed(context.Background(), 1, sfsandboxtest.Token, fmt.Sprint(sfsandboxtest.StoreID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, fx, shop
 }
 
 func testLog(w *testenv.SyncBuffer) *slog.Logger {
