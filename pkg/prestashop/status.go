@@ -3,6 +3,7 @@ package prestashop
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -179,4 +180,35 @@ func (s *Store) requeue(ctx context.Context, id uint64, f Requeued, superseded b
 		return fmt.Errorf("re-queue task %d: %w", id, err)
 	}
 	return tx.Commit()
+}
+
+// OrderTasks counts an order's task rows and its failed ones, with the
+// newest failure's reason ("" when none): what a person checks in the
+// back office after a change.
+func (s *Store) OrderTasks(ctx context.Context, orderID uint32) (total, failed int, lastErr string, err error) {
+	var msg sql.NullString
+	err = s.db.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(sfsync_failed_at IS NOT NULL), 0), MAX(sfsync_error) FROM "+s.T("shoppingfeed_task_order")+
+		" WHERE id_order = ?", orderID).Scan(&total, &failed, &msg)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("count the tasks of order %d: %w", orderID, err)
+	}
+	return total, failed, msg.String, nil
+}
+
+// TicketOutcome is the level (success or error) of the newest ticket
+// outcome line of an order in the process log, under the module's
+// order-sync process (not the "Ticket created" line of a send); "" when
+// there is none yet.
+func (s *Store) TicketOutcome(ctx context.Context, orderID uint32) (string, error) {
+	var level string
+	err := s.db.QueryRowContext(ctx, "SELECT level FROM "+s.T("shoppingfeed_processlogger")+" WHERE object_id = ? AND name = ? AND level IN (?, ?)"+
+		" AND msg NOT LIKE '%Ticket created%' ORDER BY id_shoppingfeed_processlogger DESC LIMIT 1",
+		orderID, ProcessOrderSync, LevelSuccess, LevelError).Scan(&level)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the ticket outcome of order %d: %w", orderID, err)
+	}
+	return level, nil
 }

@@ -367,9 +367,9 @@ func check(ctx context.Context, db *sql.DB, received []sfsandbox.RecordedOperati
 	var out []result
 	for _, s := range steps {
 		r := result{step: s, sent: sent[s.order.SFID], batch: batches[s.order.SFID]}
-		var failed, total int
-		var msg sql.NullString
-		if err := db.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(sfsync_failed_at IS NOT NULL), 0), MAX(sfsync_error) FROM ps_shoppingfeed_task_order WHERE id_order = ?", s.order.ID).Scan(&total, &failed, &msg); err != nil {
+		store := prestashop.New(db, "ps_")
+		total, failed, msg, err := store.OrderTasks(ctx, s.order.ID)
+		if err != nil {
 			return nil, err
 		}
 		switch {
@@ -380,14 +380,8 @@ func check(ctx context.Context, db *sql.DB, received []sfsandbox.RecordedOperati
 		default:
 			r.row = "pending"
 		}
-		var level sql.NullString
-		// The ticket poller's outcome line: success or error under the
-		// module's order-sync process, other than the sender's "Ticket
-		// created" line.
-		_ = db.QueryRowContext(ctx, "SELECT level FROM ps_shoppingfeed_processlogger WHERE object_id = ? AND name = ? AND level IN (?, ?)"+
-			" AND msg NOT LIKE '%Ticket created%' ORDER BY id_shoppingfeed_processlogger DESC LIMIT 1",
-			s.order.ID, prestashop.ProcessOrderSync, prestashop.LevelSuccess, prestashop.LevelError).Scan(&level)
-		switch level.String {
+		// The ticket poller's outcome line.
+		switch level, _ := store.TicketOutcome(ctx, s.order.ID); level {
 		case prestashop.LevelSuccess:
 			r.ticket = "succeed"
 		case prestashop.LevelError:
@@ -409,8 +403,8 @@ func check(ctx context.Context, db *sql.DB, received []sfsandbox.RecordedOperati
 		default:
 			r.ok = true
 		}
-		if r.row == "failed" && msg.Valid {
-			r.ticket += ": " + oneLine(msg.String, 60)
+		if r.row == "failed" && msg != "" {
+			r.ticket += ": " + oneLine(msg, 60)
 		}
 		out = append(out, r)
 	}
@@ -418,9 +412,17 @@ func check(ctx context.Context, db *sql.DB, received []sfsandbox.RecordedOperati
 }
 
 func counts(ctx context.Context, db *sql.DB) (pending, tickets, failed int) {
-	_ = db.QueryRowContext(ctx, `SELECT COALESCE(SUM(action = 'SYNC_STATUS' AND sfsync_failed_at IS NULL), 0),
-	   COALESCE(SUM(action = 'CHECK_TICKET_SYNC_STATUS' AND sfsync_failed_at IS NULL), 0), COALESCE(SUM(sfsync_failed_at IS NOT NULL), 0)
-	   FROM ps_shoppingfeed_task_order`).Scan(&pending, &tickets, &failed)
+	cs, _ := prestashop.New(db, "ps_").TaskCounts(ctx)
+	for _, c := range cs {
+		switch {
+		case c.Failed:
+			failed += c.Count
+		case c.Action == prestashop.ActionSyncStatus:
+			pending += c.Count
+		case c.Action == prestashop.ActionCheckTicketStatus:
+			tickets += c.Count
+		}
+	}
 	return
 }
 
