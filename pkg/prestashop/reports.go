@@ -35,8 +35,9 @@ type Failure struct {
 // FailedShops lists the shops that have failures not yet reported. A
 // failure whose order is gone belongs to no shop and is not listed.
 func (s *Store) FailedShops(ctx context.Context) ([]uint32, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT o.id_shop FROM "+s.T("shoppingfeed_task_order")+" t JOIN "+s.T("orders")+
-		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL ORDER BY o.id_shop")
+	part, _ := s.eachTaskTable("SELECT DISTINCT o.id_shop AS id_shop FROM TASKS t JOIN " + s.T("orders") +
+		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL")
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT id_shop FROM ("+part+") u ORDER BY id_shop")
 	if err != nil {
 		return nil, fmt.Errorf("list shops with failures: %w", err)
 	}
@@ -59,23 +60,25 @@ func (s *Store) FailedShops(ctx context.Context) ([]uint32, error) {
 // limit of them, and how many there are in all.
 func (s *Store) Failures(ctx context.Context, shopID uint32, limit int) ([]Failure, int, error) {
 	var total int
-	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+s.T("shoppingfeed_task_order")+" t JOIN "+s.T("orders")+
-		" o ON o.id_order = t.id_order WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL", shopID).Scan(&total); err != nil {
+	count, args := s.eachTaskTable("SELECT COUNT(*) AS n FROM TASKS t JOIN "+s.T("orders")+
+		" o ON o.id_order = t.id_order WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL", shopID)
+	if err := s.db.QueryRowContext(ctx, "SELECT SUM(n) FROM ("+count+") u", args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count failures of shop %d: %w", shopID, err)
 	}
 	if total == 0 {
 		return nil, 0, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT t.id_shoppingfeed_task_order, t.id_order, t.action, COALESCE(t.sfsync_operation, ''),
-	        COALESCE(t.batch_id, ''), COALESCE(t.ticket_number, ''), COALESCE(t.sfsync_error, ''), t.sfsync_failed_at,
-	        o.reference, COALESCE(sf.name_marketplace, ''), COALESCE(sf.id_order_marketplace, ''),
+	part, args := s.eachTaskTable(`SELECT TASK_ID AS id, t.id_order AS id_order, t.action AS action, COALESCE(t.sfsync_operation, '') AS operation,
+	        COALESCE(t.batch_id, '') AS batch_id, COALESCE(t.ticket_number, '') AS ticket_number, COALESCE(t.sfsync_error, '') AS error,
+	        t.sfsync_failed_at AS failed_at, o.reference AS reference, COALESCE(sf.name_marketplace, '') AS channel,
+	        COALESCE(sf.id_order_marketplace, '') AS marketplace_ref,
 	        COALESCE((SELECT l.name FROM `+s.T("order_state_lang")+` l WHERE l.id_order_state = o.current_state
-	                  ORDER BY l.id_lang = o.id_lang DESC, l.id_lang LIMIT 1), '')
-	      FROM `+s.T("shoppingfeed_task_order")+` t
+	                  ORDER BY l.id_lang = o.id_lang DESC, l.id_lang LIMIT 1), '') AS state_name
+	      FROM TASKS t
 	      JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
 	      LEFT JOIN `+s.T("shoppingfeed_order")+` sf ON sf.id_order = t.id_order
-	      WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL
-	      ORDER BY t.sfsync_failed_at, t.id_shoppingfeed_task_order LIMIT ?`, shopID, limit)
+	      WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL`, shopID)
+	rows, err := s.db.QueryContext(ctx, "SELECT * FROM ("+part+") u ORDER BY failed_at, id LIMIT ?", append(args, limit)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read failures of shop %d: %w", shopID, err)
 	}
@@ -100,21 +103,29 @@ func (s *Store) Failures(ctx context.Context, shopID uint32, limit int) ([]Failu
 // left as it is, for the next report. It returns how many were marked.
 func (s *Store) MarkReported(ctx context.Context, fs []Failure) (int, error) {
 	marked := 0
-	for start := 0; start < len(fs); start += inChunk {
-		chunk := fs[start:min(start+inChunk, len(fs))]
-		pairs := make([]string, len(chunk))
-		args := make([]any, 0, 2*len(chunk))
-		for i, f := range chunk {
-			pairs[i] = "(?, ?)"
-			args = append(args, f.TaskID, f.FailedAt)
+	byTable := map[string][]Failure{}
+	for _, f := range fs {
+		t, _ := s.taskRow(f.TaskID)
+		byTable[t] = append(byTable[t], f)
+	}
+	for t, fs := range byTable {
+		for start := 0; start < len(fs); start += inChunk {
+			chunk := fs[start:min(start+inChunk, len(fs))]
+			pairs := make([]string, len(chunk))
+			args := make([]any, 0, 2*len(chunk))
+			for i, f := range chunk {
+				_, row := s.taskRow(f.TaskID)
+				pairs[i] = "(?, ?)"
+				args = append(args, row, f.FailedAt)
+			}
+			res, err := s.db.ExecContext(ctx, "UPDATE "+t+" SET sfsync_reported_at = NOW()"+
+				" WHERE sfsync_reported_at IS NULL AND (id_shoppingfeed_task_order, sfsync_failed_at) IN ("+strings.Join(pairs, ",")+")", args...)
+			if err != nil {
+				return marked, fmt.Errorf("mark failures reported: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			marked += int(n)
 		}
-		res, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+" SET sfsync_reported_at = NOW()"+
-			" WHERE sfsync_reported_at IS NULL AND (id_shoppingfeed_task_order, sfsync_failed_at) IN ("+strings.Join(pairs, ",")+")", args...)
-		if err != nil {
-			return marked, fmt.Errorf("mark failures reported: %w", err)
-		}
-		n, _ := res.RowsAffected()
-		marked += int(n)
 	}
 	return marked, nil
 }
