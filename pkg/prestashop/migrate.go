@@ -214,6 +214,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 		defer cancel()
 		_, _ = conn.ExecContext(rctx, "SELECT RELEASE_LOCK(CONCAT(LEFT(DATABASE(), 32), '.', ?))", lock)
 	}()
+	// An ALTER waits for every open transaction on its table (metadata
+	// lock), and holds back every statement that comes after it meanwhile:
+	// give up after 10 s rather than stall the shop (the default waits a
+	// year, on MySQL 8 and MariaDB alike); the schema watch tries again.
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 10"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = conn.ExecContext(rctx, "SET SESSION lock_wait_timeout = DEFAULT")
+	}()
 	for _, t := range ownTables {
 		ok, err := s.exists(ctx, conn, tableQuery, s.prefix+t.name)
 		if err != nil {
