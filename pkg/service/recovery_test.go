@@ -18,6 +18,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/targets"
 	"github.com/sfsync/sfsync/pkg/testenv"
 	"github.com/sfsync/sfsync/pkg/ticketpoller"
 )
@@ -169,6 +170,10 @@ type pipeline struct {
 	rateLimit string
 	// batchSize is BATCH_SIZE (0: the shop's).
 	batchSize int
+	// targets is TARGETS and the webhook's settings (zero: Shopping Feed).
+	targets targets.Config
+	// schemaInterval is how often the schema is checked (0: service's default).
+	schemaInterval time.Duration
 }
 
 // startWorkers opens and runs the workers on cfg against the sandbox at
@@ -182,7 +187,7 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 	}
 	open := func(name string) *service.Deps {
 		t.Helper()
-		d, err := service.Open(ctx, name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second})
+		d, err := service.Open(ctx, name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second, SchemaInterval: p.schemaInterval})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +218,7 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 	delay := time.Second
 	det, err := detector.New(ctx, detector.Config{PollInterval: 50 * time.Millisecond, BatchSize: 500, GapGrace: 2 * time.Second,
 		WriterCheck: true, ShippedDelay: &delay, StartFrom: "now", SweepInterval: 500 * time.Millisecond, SweepAfter: 3 * time.Second,
-		SettingsTTL: time.Second},
+		SettingsTTL: time.Second, Targets: p.targets},
 		detector.Deps{Store: dd.Store, NC: dd.NC, Log: dd.Log, Instance: "detector", LeaseTTL: cfg.LeaseTTL, Keeper: dd.Keeper})
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +230,8 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 		sd := open(name)
 		snd, err := sender.New(sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
 			TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
-			RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second, BatchSize: p.batchSize},
+			RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second, BatchSize: p.batchSize,
+			Targets: p.targets},
 			sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(sd), Log: sd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
 		if err != nil {
 			t.Fatal(err)
