@@ -71,7 +71,7 @@ const metaDDL = "CREATE TABLE IF NOT EXISTS %s (" +
 	"`value` TEXT NULL," +
 	"`date_upd` DATETIME NOT NULL," +
 	"PRIMARY KEY (`name`)" +
-	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
 
 // webhookDeliveredDDL creates sfsync's record of the last state change
 // delivered to the webhook target per order, so that two changes that
@@ -82,7 +82,7 @@ const webhookDeliveredDDL = "CREATE TABLE IF NOT EXISTS %s (" +
 	"`status` VARCHAR(64) NOT NULL," +
 	"`date_upd` DATETIME NOT NULL," +
 	"PRIMARY KEY (`id_order`)" +
-	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
 
 // taskDoneDDL creates sfsync's record of the highest order_history id
 // whose update each order's pipeline finished (sent and confirmed, or
@@ -96,7 +96,7 @@ const taskDoneDDL = "CREATE TABLE IF NOT EXISTS %s (" +
 	"`date_upd` DATETIME NOT NULL," +
 	"PRIMARY KEY (`id_order`, `action`)," +
 	"KEY `sfsync_done_date` (`date_upd`)" +
-	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
 
 // webhookTaskDDL creates sfsync's table of the webhook target's tasks. Its
 // columns are shoppingfeed_task_order's with sfsync's (taskColumns), by the
@@ -189,6 +189,11 @@ var ownTables = []struct{ name, ddl string }{
 // cannot create.
 var shopTables = []string{"orders", "order_history", "shoppingfeed_order", "shoppingfeed_token"}
 
+// MigrationLock is the name of the lock Migrate takes, an SQL expression
+// of the table prefix (?): MySQL 8 refuses a lock name longer than 64
+// characters (MariaDB does not), so the database and prefix are hashed.
+const MigrationLock = "CONCAT('sfsync.migrate.', SHA1(CONCAT(DATABASE(), '.', ?)))"
+
 // Migrate creates the tables sfsync owns when missing and adds its columns
 // and indexes to the module's tables when missing. It never touches a core
 // table. It needs CREATE, ALTER and INDEX: run it once as an admin (`sfsync
@@ -201,9 +206,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Close()
-	lock := "sfsync_migrate_" + s.prefix
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(CONCAT(LEFT(DATABASE(), 32), '.', ?), 60)", lock).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+MigrationLock+", 60)", s.prefix).Scan(&got); err != nil {
 		return fmt.Errorf("migrate: take lock: %w", err)
 	}
 	if got.Int64 != 1 {
@@ -212,12 +216,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_, _ = conn.ExecContext(rctx, "SELECT RELEASE_LOCK(CONCAT(LEFT(DATABASE(), 32), '.', ?))", lock)
+		_, _ = conn.ExecContext(rctx, "SELECT RELEASE_LOCK("+MigrationLock+")", s.prefix)
 	}()
 	// An ALTER waits for every open transaction on its table (metadata
 	// lock), and holds back every statement that comes after it meanwhile:
-	// give up after 10 s rather than stall the shop (the default waits a
-	// year, on MySQL 8 and MariaDB alike); the schema watch tries again.
+	// give up after 10 s rather than stall the shop (by default it waits
+	// a year on MySQL 8, a day on MariaDB); the schema watch tries again.
 	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 10"); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

@@ -69,7 +69,7 @@ func (s *Store) Failures(ctx context.Context, shopID uint32, limit int) ([]Failu
 		return nil, 0, nil
 	}
 	part, args := s.eachTaskTable(`SELECT TASK_ID AS id, t.id_order AS id_order, t.action AS action, COALESCE(t.sfsync_operation, '') AS operation,
-	        COALESCE(t.batch_id, '') AS batch_id, COALESCE(t.ticket_number, '') AS ticket_number, COALESCE(t.sfsync_error, '') AS error,
+	        COALESCE(t.batch_id, '') AS batch_id, COALESCE(t.ticket_number, '') AS ticket_number, COALESCE(t.sfsync_error, '') AS error_msg,
 	        t.sfsync_failed_at AS failed_at, o.reference AS reference, COALESCE(sf.name_marketplace, '') AS channel,
 	        COALESCE(sf.id_order_marketplace, '') AS marketplace_ref,
 	        COALESCE((SELECT l.name FROM `+s.T("order_state_lang")+` l WHERE l.id_order_state = o.current_state

@@ -75,7 +75,7 @@ type RecentFailure struct {
 // RecentFailures lists the newest failed tasks, newest first.
 func (s *Store) RecentFailures(ctx context.Context, limit int) ([]RecentFailure, error) {
 	part, _ := s.eachTaskTable(`SELECT t.id_order AS id_order, COALESCE(o.reference, '') AS reference, COALESCE(t.sfsync_operation, '') AS operation,
-	     COALESCE(t.sfsync_error, '') AS error, t.sfsync_failed_at AS failed_at
+	     COALESCE(t.sfsync_error, '') AS error_msg, t.sfsync_failed_at AS failed_at
 	   FROM TASKS t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order
 	   WHERE t.sfsync_failed_at IS NOT NULL`)
 	rows, err := s.db.QueryContext(ctx, "SELECT * FROM ("+part+") u ORDER BY failed_at DESC LIMIT ?", limit)
