@@ -35,7 +35,7 @@ type Failure struct {
 // FailedShops lists the shops that have failures not yet reported. A
 // failure whose order is gone belongs to no shop and is not listed.
 func (s *Store) FailedShops(ctx context.Context) ([]uint32, error) {
-	part, _ := s.eachTaskTable("SELECT DISTINCT o.id_shop AS id_shop FROM TASKS t JOIN " + s.T("orders") +
+	part, _ := s.eachTaskTable("SELECT DISTINCT o.id_shop AS id_shop FROM {tasks} t JOIN " + s.T("orders") +
 		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL")
 	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT id_shop FROM ("+part+") u ORDER BY id_shop")
 	if err != nil {
@@ -60,7 +60,7 @@ func (s *Store) FailedShops(ctx context.Context) ([]uint32, error) {
 // limit of them, and how many there are in all.
 func (s *Store) Failures(ctx context.Context, shopID uint32, limit int) ([]Failure, int, error) {
 	var total int
-	count, args := s.eachTaskTable("SELECT COUNT(*) AS n FROM TASKS t JOIN "+s.T("orders")+
+	count, args := s.eachTaskTable("SELECT COUNT(*) AS n FROM {tasks} t JOIN "+s.T("orders")+
 		" o ON o.id_order = t.id_order WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL", shopID)
 	if err := s.db.QueryRowContext(ctx, "SELECT SUM(n) FROM ("+count+") u", args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count failures of shop %d: %w", shopID, err)
@@ -68,13 +68,13 @@ func (s *Store) Failures(ctx context.Context, shopID uint32, limit int) ([]Failu
 	if total == 0 {
 		return nil, 0, nil
 	}
-	part, args := s.eachTaskTable(`SELECT TASK_ID AS id, t.id_order AS id_order, t.action AS action, COALESCE(t.sfsync_operation, '') AS operation,
+	part, args := s.eachTaskTable(`SELECT {task_id} AS id, t.id_order AS id_order, t.action AS action, COALESCE(t.sfsync_operation, '') AS operation,
 	        COALESCE(t.batch_id, '') AS batch_id, COALESCE(t.ticket_number, '') AS ticket_number, COALESCE(t.sfsync_error, '') AS error_msg,
 	        t.sfsync_failed_at AS failed_at, o.reference AS reference, COALESCE(sf.name_marketplace, '') AS channel,
 	        COALESCE(sf.id_order_marketplace, '') AS marketplace_ref,
 	        COALESCE((SELECT l.name FROM `+s.T("order_state_lang")+` l WHERE l.id_order_state = o.current_state
 	                  ORDER BY l.id_lang = o.id_lang DESC, l.id_lang LIMIT 1), '') AS state_name
-	      FROM TASKS t
+	      FROM {tasks} t
 	      JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
 	      LEFT JOIN `+s.T("shoppingfeed_order")+` sf ON sf.id_order = t.id_order
 	      WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL`, shopID)

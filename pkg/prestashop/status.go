@@ -21,7 +21,7 @@ type TaskCount struct {
 // TaskCounts counts the tasks by shop, action and failure.
 func (s *Store) TaskCounts(ctx context.Context) ([]TaskCount, error) {
 	part, _ := s.eachTaskTable(`SELECT COALESCE(o.id_shop, 0) AS shop, CAST(t.action AS CHAR) AS action, t.sfsync_failed_at IS NOT NULL AS failed
-	   FROM TASKS t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order`)
+	   FROM {tasks} t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order`)
 	rows, err := s.db.QueryContext(ctx, "SELECT shop, action, failed, COUNT(*) FROM ("+part+") u GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
 	if err != nil {
 		return nil, fmt.Errorf("count tasks: %w", err)
@@ -76,7 +76,7 @@ type RecentFailure struct {
 func (s *Store) RecentFailures(ctx context.Context, limit int) ([]RecentFailure, error) {
 	part, _ := s.eachTaskTable(`SELECT t.id_order AS id_order, COALESCE(o.reference, '') AS reference, COALESCE(t.sfsync_operation, '') AS operation,
 	     COALESCE(t.sfsync_error, '') AS error_msg, t.sfsync_failed_at AS failed_at
-	   FROM TASKS t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order
+	   FROM {tasks} t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order
 	   WHERE t.sfsync_failed_at IS NOT NULL`)
 	rows, err := s.db.QueryContext(ctx, "SELECT * FROM ("+part+") u ORDER BY failed_at DESC LIMIT ?", limit)
 	if err != nil {
@@ -109,7 +109,7 @@ type Requeued struct {
 // by it and deleted. It returns each order and action once, in task order;
 // with nothing failed, an empty list.
 func (s *Store) RequeueFailed(ctx context.Context, orderID uint32) ([]Requeued, error) {
-	q := "SELECT TASK_ID AS id, t.id_order AS id_order, COALESCE(o.id_shop, 0) AS shop, CAST(t.action AS CHAR) AS action FROM TASKS t LEFT JOIN " + s.T("orders") +
+	q := "SELECT {task_id} AS id, t.id_order AS id_order, COALESCE(o.id_shop, 0) AS shop, CAST(t.action AS CHAR) AS action FROM {tasks} t LEFT JOIN " + s.T("orders") +
 		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL"
 	var args []any
 	if orderID != 0 {

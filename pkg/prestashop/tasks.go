@@ -52,7 +52,7 @@ func (s *Store) byTable(ids []uint64) map[string][]any {
 }
 
 // eachTaskTable renders q once per task table and joins them with UNION
-// ALL: in q, TASKS stands for the table and TASK_ID for the task id of
+// ALL: in q, {tasks} stands for the table and {task_id} for the task id of
 // its row t. args are given to each part.
 func (s *Store) eachTaskTable(q string, args ...any) (string, []any) {
 	parts := make([]string, 0, 2)
@@ -61,7 +61,7 @@ func (s *Store) eachTaskTable(q string, args ...any) (string, []any) {
 		table string
 		base  uint64
 	}{{s.T("shoppingfeed_task_order"), 0}, {s.T("sfsync_webhook_task"), WebhookTaskIDBase}} {
-		r := strings.NewReplacer("TASKS", tt.table, "TASK_ID", fmt.Sprintf("(t.id_shoppingfeed_task_order + %d)", tt.base))
+		r := strings.NewReplacer("{tasks}", tt.table, "{task_id}", fmt.Sprintf("(t.id_shoppingfeed_task_order + %d)", tt.base))
 		parts = append(parts, "("+r.Replace(q)+")")
 		all = append(all, args...)
 	}
@@ -243,10 +243,10 @@ type StuckTask struct {
 // CHECK_TICKET_SYNC_STATUS tasks that are not failed, not claimed, and made
 // no progress for `after`.
 func (s *Store) StuckTasks(ctx context.Context, after time.Duration, limit int) ([]StuckTask, error) {
-	part, args := s.eachTaskTable(`SELECT TASK_ID AS id, t.action AS action, t.id_order AS id_order, COALESCE(o.id_shop, 0) AS id_shop,
+	part, args := s.eachTaskTable(`SELECT {task_id} AS id, t.action AS action, t.id_order AS id_order, COALESCE(o.id_shop, 0) AS id_shop,
 	        COALESCE(t.batch_id, '') AS batch_id, COALESCE(t.sfsync_operation, '') AS operation, COALESCE(t.sfsync_store_id, '') AS store_id,
 	        COALESCE(t.sfsync_token_id, 0) AS token_id, COALESCE(t.sfsync_progress_at, t.date_upd) AS progress
-	      FROM TASKS t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
+	      FROM {tasks} t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
 	      WHERE t.sfsync_failed_at IS NULL
 	        AND COALESCE(t.sfsync_progress_at, t.date_upd) < NOW() - INTERVAL ? SECOND
 	        AND (t.sfsync_claim_until IS NULL OR t.sfsync_claim_until < NOW(3))

@@ -403,7 +403,7 @@ func (s *Store) TicketCounts(ctx context.Context) (TicketCounts, error) {
 	c := TicketCounts{Pending: map[uint32]int{}, Unreported: map[uint32]int{}}
 	part, args := s.eachTaskTable(`SELECT COALESCE(o.id_shop, 0) AS shop, t.action = ? AND t.sfsync_failed_at IS NULL AS pending,
 	        t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL AS unreported
-	      FROM TASKS t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
+	      FROM {tasks} t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
 	      WHERE (t.action = ? AND t.sfsync_failed_at IS NULL) OR (t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL)`,
 		ActionCheckTicketStatus, ActionCheckTicketStatus)
 	rows, err := s.db.QueryContext(ctx, "SELECT shop, SUM(pending), SUM(unreported) FROM ("+part+") u GROUP BY shop", args...)
