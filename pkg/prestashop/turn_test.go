@@ -34,7 +34,7 @@ func TestTakeTurnOnePerPeriod(t *testing.T) {
 }
 
 // TestCheckSchemaSeesWebhookTasksLeftInTheModulesTable: rows a module
-// reset blanked (action ”) once the ENUM is the module's again are still
+// reset blanked (to the empty string) once the ENUM is the module's again are still
 // webhook tasks to move, and Migrate moves them.
 func TestCheckSchemaSeesWebhookTasksLeftInTheModulesTable(t *testing.T) {
 	ctx := context.Background()
