@@ -299,8 +299,8 @@ func (s *Store) addColumn(ctx context.Context, conn *sql.Conn, table, column, de
 
 // webhookLeft selects the webhook tasks left in the module's table: rows
 // sfsync's schema version 1 wrote as SFSYNC_WEBHOOK, and those a module
-// re-install outside strict mode blanked to the empty string (the value every ENUM has
-// for an unknown one; the module never writes it).
+// re-install outside strict mode blanked to the empty string (the value
+// every ENUM has for an unknown one; the module never writes it).
 const webhookLeft = "action IN ('" + ActionWebhook + "', '')"
 
 // moveWebhookTasks moves the webhook tasks left in the module's table to

@@ -34,8 +34,8 @@ func TestTakeTurnOnePerPeriod(t *testing.T) {
 }
 
 // TestCheckSchemaSeesWebhookTasksLeftInTheModulesTable: rows a module
-// reset blanked (to the empty string) once the ENUM is the module's again are still
-// webhook tasks to move, and Migrate moves them.
+// reset blanked (to the empty string) once the ENUM is the module's again
+// are still webhook tasks to move, and Migrate moves them.
 func TestCheckSchemaSeesWebhookTasksLeftInTheModulesTable(t *testing.T) {
 	ctx := context.Background()
 	db, store, _ := testenv.Shop(t)
