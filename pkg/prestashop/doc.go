@@ -6,9 +6,14 @@
 //
 // # Task states
 //
-// An order's update lives as one row of shoppingfeed_task_order, the
-// module's own table, with sfsync's columns (sfsync_*) beside the module's.
-// A row is in one of these states:
+// An order's update to Shopping Feed lives as one row of
+// shoppingfeed_task_order, the module's own table, with sfsync's columns
+// (sfsync_*) beside the module's. An update to the webhook target lives
+// in sfsync_webhook_task, sfsync's table with the same columns (action
+// SFSYNC_WEBHOOK), never in the module's: the module's cron must not see
+// it, and the module's re-install resets its action ENUM. Its task id is
+// its row id plus WebhookTaskIDBase, so a task id names its table. A row
+// is in one of these states:
 //
 //	pending    action SYNC_STATUS (SFSYNC_WEBHOOK for the webhook target),
 //	           sfsync_failed_at NULL, no live claim; due at update_at
@@ -16,7 +21,7 @@
 //	           the future: one sender prepares or sends it
 //	sent       action CHECK_TICKET_SYNC_STATUS with batch_id and
 //	           sfsync_token_id: Shopping Feed accepted it; the ticket
-//	           poller follows its ticket
+//	           poller follows its ticket (Shopping Feed's tasks only)
 //	failed     sfsync_failed_at set, sfsync_error the reason; reported once
 //	           (sfsync_reported_at) in the merchant's error report
 //	done       the row is deleted, and sfsync_task_done keeps the order's
@@ -50,4 +55,16 @@
 // Every transition out of claimed checks the claim's owner, and one that a
 // newer change reached meanwhile (last history id moved) leaves the row
 // pending, so that the newer change is sent next.
+//
+// # The module's re-install
+//
+// The module re-creates its tables' keys on upgrades (2.0.3, 2.3.0) and
+// resets: every index but the primary key is dropped, its unique key added
+// again, and action rewritten to its six ENUM values. sfsync's columns
+// survive; its indexes do not. Migrate adds back what is missing (CheckSchema
+// lists it), at start with MIGRATE=auto, by `sfsync migrate`, and while
+// running (pkg/service's schema watch). Schema version 1 had put
+// SFSYNC_WEBHOOK in that ENUM: Migrate moves those rows (and any the
+// module's reset blanked to the empty string) to sfsync_webhook_task, then takes the
+// value out, so that the module's reset never fails nor blanks a row.
 package prestashop

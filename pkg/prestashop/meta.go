@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // MetaValueMax is the longest value sfsync_meta holds (a TEXT column).
@@ -35,4 +36,22 @@ func (s *Store) SetMeta(ctx context.Context, name, value string) error {
 		return fmt.Errorf("write sfsync_meta %s: %w", name, err)
 	}
 	return nil
+}
+
+// TakeTurn reports whether this process takes the turn named name: at
+// most one caller in every period, across every process on the database
+// (a compare-and-set of the turn's time in sfsync_meta, by the database's
+// clock, whole seconds).
+func (s *Store) TakeTurn(ctx context.Context, name string, every time.Duration) (bool, error) {
+	t := s.T("sfsync_meta")
+	if _, err := s.db.ExecContext(ctx, "INSERT IGNORE INTO "+t+" (name, value, date_upd) VALUES (?, NULL, '2000-01-01 00:00:00')", name); err != nil {
+		return false, fmt.Errorf("take turn %s: %w", name, err)
+	}
+	res, err := s.db.ExecContext(ctx, "UPDATE "+t+" SET date_upd = NOW() WHERE name = ? AND date_upd <= NOW() - INTERVAL ? SECOND",
+		name, max(int64(every/time.Second)-1, 0))
+	if err != nil {
+		return false, fmt.Errorf("take turn %s: %w", name, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }

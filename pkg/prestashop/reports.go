@@ -38,8 +38,9 @@ type Failure struct {
 // FailedShops lists the shops that have failures not yet reported. A
 // failure whose order is gone belongs to no shop and is not listed.
 func (s *Store) FailedShops(ctx context.Context) ([]uint32, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT o.id_shop FROM "+s.T("shoppingfeed_task_order")+" t JOIN "+s.T("orders")+
-		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL ORDER BY o.id_shop")
+	part, _ := s.eachTaskTable("SELECT DISTINCT o.id_shop AS id_shop FROM {tasks} t JOIN " + s.T("orders") +
+		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL")
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT id_shop FROM ("+part+") u ORDER BY id_shop")
 	if err != nil {
 		return nil, fmt.Errorf("list shops with failures: %w", err)
 	}
@@ -62,23 +63,25 @@ func (s *Store) FailedShops(ctx context.Context) ([]uint32, error) {
 // limit of them, and how many there are in all.
 func (s *Store) Failures(ctx context.Context, shopID uint32, limit int) ([]Failure, int, error) {
 	var total int
-	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+s.T("shoppingfeed_task_order")+" t JOIN "+s.T("orders")+
-		" o ON o.id_order = t.id_order WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL", shopID).Scan(&total); err != nil {
+	count, args := s.eachTaskTable("SELECT COUNT(*) AS n FROM {tasks} t JOIN "+s.T("orders")+
+		" o ON o.id_order = t.id_order WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL", shopID)
+	if err := s.db.QueryRowContext(ctx, "SELECT SUM(n) FROM ("+count+") u", args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count failures of shop %d: %w", shopID, err)
 	}
 	if total == 0 {
 		return nil, 0, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT t.id_shoppingfeed_task_order, t.id_order, t.action, COALESCE(t.sfsync_operation, ''),
-	        COALESCE(t.batch_id, ''), COALESCE(t.ticket_number, ''), COALESCE(t.sfsync_error, ''), t.sfsync_failed_at,
-	        o.reference, COALESCE(sf.name_marketplace, ''), COALESCE(sf.id_order_marketplace, ''),
+	part, args := s.eachTaskTable(`SELECT {task_id} AS id, t.id_order AS id_order, t.action AS action, COALESCE(t.sfsync_operation, '') AS operation,
+	        COALESCE(t.batch_id, '') AS batch_id, COALESCE(t.ticket_number, '') AS ticket_number, COALESCE(t.sfsync_error, '') AS error_msg,
+	        t.sfsync_failed_at AS failed_at, o.reference AS reference, COALESCE(sf.name_marketplace, '') AS channel,
+	        COALESCE(sf.id_order_marketplace, '') AS marketplace_ref,
 	        COALESCE((SELECT l.name FROM `+s.T("order_state_lang")+` l WHERE l.id_order_state = o.current_state
-	                  ORDER BY l.id_lang = o.id_lang DESC, l.id_lang LIMIT 1), '')
-	      FROM `+s.T("shoppingfeed_task_order")+` t
+	                  ORDER BY l.id_lang = o.id_lang DESC, l.id_lang LIMIT 1), '') AS state_name
+	      FROM {tasks} t
 	      JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
 	      LEFT JOIN `+s.T("shoppingfeed_order")+` sf ON sf.id_order = t.id_order
-	      WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL
-	      ORDER BY t.sfsync_failed_at, t.id_shoppingfeed_task_order LIMIT ?`, shopID, limit)
+	      WHERE o.id_shop = ? AND t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL`, shopID)
+	rows, err := s.db.QueryContext(ctx, "SELECT * FROM ("+part+") u ORDER BY failed_at, id LIMIT ?", append(args, limit)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read failures of shop %d: %w", shopID, err)
 	}
@@ -115,23 +118,38 @@ func (s *Store) MarkReported(ctx context.Context, fs []Failure, mailed bool) (in
 	}
 	marked := 0
 	var denied error
-	for start := 0; start < len(fs); start += inChunk {
-		chunk := fs[start:min(start+inChunk, len(fs))]
-		n, err := s.markReported(ctx, chunk, flag)
-		if flag && accessDenied(err) {
-			// No UPDATE grant on the column: mark the failures reported
-			// all the same, and stop trying the flag.
-			denied = fmt.Errorf("%w: %v", ErrFailedTicketDenied, err)
-			flag = false
-			s.failedTicketMu.Lock()
-			s.failedTicket = false
-			s.failedTicketMu.Unlock()
-			n, err = s.markReported(ctx, chunk, false)
+	byTable := map[string][]Failure{}
+	var tables []string
+	for _, f := range fs {
+		t, _ := s.taskRow(f.TaskID)
+		if byTable[t] == nil {
+			tables = append(tables, t)
 		}
-		if err != nil {
-			return marked, fmt.Errorf("mark failures reported: %w", err)
+		byTable[t] = append(byTable[t], f)
+	}
+	for _, t := range tables {
+		fs := byTable[t]
+		// The module's flag is about its own tickets: Shopping Feed's
+		// failures only, not the webhook's.
+		sf := t == s.T("shoppingfeed_task_order")
+		for start := 0; start < len(fs); start += inChunk {
+			chunk := fs[start:min(start+inChunk, len(fs))]
+			n, err := s.markReported(ctx, t, chunk, flag && sf)
+			if flag && sf && accessDenied(err) {
+				// No UPDATE grant on the column: mark the failures reported
+				// all the same, and stop trying the flag.
+				denied = fmt.Errorf("%w: %v", ErrFailedTicketDenied, err)
+				flag = false
+				s.failedTicketMu.Lock()
+				s.failedTicket = false
+				s.failedTicketMu.Unlock()
+				n, err = s.markReported(ctx, t, chunk, false)
+			}
+			if err != nil {
+				return marked, fmt.Errorf("mark failures reported: %w", err)
+			}
+			marked += n
 		}
-		marked += n
 	}
 	return marked, denied
 }
@@ -148,12 +166,13 @@ func accessDenied(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1142 || me.Number == 1143)
 }
 
-func (s *Store) markReported(ctx context.Context, chunk []Failure, flag bool) (int, error) {
+func (s *Store) markReported(ctx context.Context, table string, chunk []Failure, flag bool) (int, error) {
 	pairs := make([]string, len(chunk))
 	args := make([]any, 0, 2*len(chunk))
 	for i, f := range chunk {
+		_, row := s.taskRow(f.TaskID)
 		pairs[i] = "(?, ?)"
-		args = append(args, f.TaskID, f.FailedAt)
+		args = append(args, row, f.FailedAt)
 	}
 	in := "(id_shoppingfeed_task_order, sfsync_failed_at) IN (" + strings.Join(pairs, ",") + ")"
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -170,7 +189,7 @@ func (s *Store) markReported(ctx context.Context, chunk []Failure, flag bool) (i
 			return 0, fmt.Errorf("set shoppingfeed_order.failed_ticket: %w", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+" SET sfsync_reported_at = NOW()"+
+	res, err := tx.ExecContext(ctx, "UPDATE "+table+" SET sfsync_reported_at = NOW()"+
 		" WHERE sfsync_reported_at IS NULL AND "+in, args...)
 	if err != nil {
 		return 0, err

@@ -44,10 +44,11 @@ func (s *Store) PendingTask(ctx context.Context, action string, orderID uint32) 
 	var failed sql.NullTime
 	var owner sql.NullString
 	var until sql.NullTime
+	table, base := s.taskTable(action)
 	err := s.db.QueryRowContext(ctx, `SELECT id_shoppingfeed_task_order, id_order, update_at, date_add,
 	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, sfsync_failed_at,
 	        sfsync_claim_owner, sfsync_claim_until, NOW(3)
-	      FROM `+s.T("shoppingfeed_task_order")+` WHERE action = ? AND id_order = ? ORDER BY id_shoppingfeed_task_order LIMIT 1`,
+	      FROM `+table+` WHERE action = ? AND id_order = ? ORDER BY id_shoppingfeed_task_order LIMIT 1`,
 		action, orderID).
 		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &failed, &owner, &until, &t.Now)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -56,6 +57,7 @@ func (s *Store) PendingTask(ctx context.Context, action string, orderID uint32) 
 	if err != nil {
 		return SyncTask{}, fmt.Errorf("read sync task of order %d: %w", orderID, err)
 	}
+	t.ID += base
 	t.UpdateAt = t.DateAdd
 	if upd.Valid {
 		t.UpdateAt = upd.Time
@@ -74,12 +76,13 @@ func (s *Store) PendingTask(ctx context.Context, action string, orderID uint32) 
 // (with the change it holds now), or ok false when the task is claimed by
 // another, no longer due, failed or gone.
 func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl time.Duration) (SyncTask, bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE `+s.T("shoppingfeed_task_order")+`
+	table, row := s.taskRow(taskID)
+	res, err := s.db.ExecContext(ctx, `UPDATE `+table+`
 	      SET sfsync_claim_owner = ?, sfsync_claim_until = NOW(3) + INTERVAL ? MICROSECOND
 	      WHERE id_shoppingfeed_task_order = ? AND action IN (?, ?) AND sfsync_failed_at IS NULL
 	        AND (update_at IS NULL OR update_at <= NOW())
 	        AND (sfsync_claim_until IS NULL OR sfsync_claim_until < NOW(3))`,
-		owner, ttl.Microseconds(), taskID, ActionSyncStatus, ActionWebhook)
+		owner, ttl.Microseconds(), row, ActionSyncStatus, ActionWebhook)
 	if err != nil {
 		return SyncTask{}, false, fmt.Errorf("claim task %d: %w", taskID, err)
 	}
@@ -90,7 +93,7 @@ func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl 
 	var upd sql.NullTime
 	err = s.db.QueryRowContext(ctx, `SELECT id_shoppingfeed_task_order, id_order, update_at, date_add,
 	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, COALESCE(sfsync_posted_op, ''), NOW(3)
-	      FROM `+s.T("shoppingfeed_task_order")+` WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?`, taskID, owner).
+	      FROM `+table+` WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?`, row, owner).
 		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &t.PostedOp, &t.Now)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SyncTask{}, false, nil
@@ -98,6 +101,7 @@ func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl 
 	if err != nil {
 		return SyncTask{}, false, fmt.Errorf("read claimed task %d: %w", taskID, err)
 	}
+	t.ID = taskID
 	t.UpdateAt = t.DateAdd
 	if upd.Valid {
 		t.UpdateAt = upd.Time
@@ -109,9 +113,10 @@ func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl 
 // ReleaseTask gives a claimed task back, recording progress (so the sweeper
 // leaves it alone) and, when note is set, the last error.
 func (s *Store) ReleaseTask(ctx context.Context, taskID uint64, owner, note string) error {
-	_, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
+	table, row := s.taskRow(taskID)
+	_, err := s.db.ExecContext(ctx, "UPDATE "+table+
 		" SET sfsync_claim_owner = NULL, sfsync_claim_until = NULL, sfsync_progress_at = NOW(), sfsync_error = COALESCE(NULLIF(?, ''), sfsync_error)"+
-		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", ColumnText(note, errorChars), taskID, owner)
+		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", ColumnText(note, errorChars), row, owner)
 	if err != nil {
 		return fmt.Errorf("release task %d: %w", taskID, err)
 	}
@@ -121,13 +126,14 @@ func (s *Store) ReleaseTask(ctx context.Context, taskID uint64, owner, note stri
 // CountAttempt records a failed send attempt on a claimed task and gives
 // it back; it returns the attempts made so far.
 func (s *Store) CountAttempt(ctx context.Context, taskID uint64, owner, errMsg string) (int, error) {
-	if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
+	table, row := s.taskRow(taskID)
+	if _, err := s.db.ExecContext(ctx, "UPDATE "+table+
 		" SET sfsync_attempts = sfsync_attempts + 1, sfsync_error = ?, sfsync_progress_at = NOW(), sfsync_claim_owner = NULL, sfsync_claim_until = NULL"+
-		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", ColumnText(errMsg, errorChars), taskID, owner); err != nil {
+		" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", ColumnText(errMsg, errorChars), row, owner); err != nil {
 		return 0, fmt.Errorf("count attempt of task %d: %w", taskID, err)
 	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, "SELECT sfsync_attempts FROM "+s.T("shoppingfeed_task_order")+" WHERE id_shoppingfeed_task_order = ?", taskID).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT sfsync_attempts FROM "+table+" WHERE id_shoppingfeed_task_order = ?", row).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count attempt of task %d: %w", taskID, err)
 	}
 	return n, nil
@@ -137,11 +143,12 @@ func (s *Store) CountAttempt(ctx context.Context, taskID uint64, owner, errMsg s
 // It stays in the table until the merchant's next change (or sfsync retry)
 // re-queues it.
 func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, operation, reason string) error {
-	_, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
+	table, row := s.taskRow(taskID)
+	_, err := s.db.ExecContext(ctx, "UPDATE "+table+
 		" SET sfsync_failed_at = NOW(), sfsync_error = ?, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
 		" sfsync_operation = COALESCE(NULLIF(?, ''), sfsync_operation), sfsync_posted_op = NULL, sfsync_posted_at = NULL,"+
 		" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?",
-		ColumnText(reason, errorChars), ColumnText(operation, 16), taskID, owner)
+		ColumnText(reason, errorChars), ColumnText(operation, 16), row, owner)
 	if err != nil {
 		return fmt.Errorf("fail task %d: %w", taskID, err)
 	}
@@ -153,16 +160,17 @@ func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, operation, r
 // It reports whether the task was deleted.
 func (s *Store) DropTask(ctx context.Context, t SyncTask, owner string) (bool, error) {
 	taskID, last := t.ID, t.Last
+	table, row := s.taskRow(taskID)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("drop task %d: %w", taskID, err)
 	}
 	defer tx.Rollback()
 	const where = "id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?"
-	if err := s.markDone(ctx, tx, where, taskID, owner, last); err != nil {
+	if err := s.markDone(ctx, tx, table, where, row, owner, last); err != nil {
 		return false, fmt.Errorf("drop task %d: %w", taskID, err)
 	}
-	res, err := tx.ExecContext(ctx, "DELETE FROM "+s.T("shoppingfeed_task_order")+" WHERE "+where, taskID, owner, last)
+	res, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE "+where, row, owner, last)
 	if err != nil {
 		return false, fmt.Errorf("drop task %d: %w", taskID, err)
 	}
@@ -342,16 +350,16 @@ func (s *Store) ReachedSince(ctx context.Context, orderID uint32, from uint64, s
 
 // RenewClaims extends owner's claims on tasks still in its hands.
 func (s *Store) RenewClaims(ctx context.Context, ids []uint64, owner string, ttl time.Duration) error {
-	for start := 0; start < len(ids); start += inChunk {
-		chunk := ids[start:min(start+inChunk, len(ids))]
-		args := []any{ttl.Microseconds()}
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		args = append(args, owner)
-		if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+" SET sfsync_claim_until = NOW(3) + INTERVAL ? MICROSECOND"+
-			" WHERE id_shoppingfeed_task_order IN (?"+strings.Repeat(",?", len(chunk)-1)+") AND sfsync_claim_owner = ?", args...); err != nil {
-			return fmt.Errorf("renew claims: %w", err)
+	for t, rows := range s.byTable(ids) {
+		for start := 0; start < len(rows); start += inChunk {
+			chunk := rows[start:min(start+inChunk, len(rows))]
+			args := []any{ttl.Microseconds()}
+			args = append(args, chunk...)
+			args = append(args, owner)
+			if _, err := s.db.ExecContext(ctx, "UPDATE "+t+" SET sfsync_claim_until = NOW(3) + INTERVAL ? MICROSECOND"+
+				" WHERE id_shoppingfeed_task_order IN ("+sqlMarks(len(chunk))+") AND sfsync_claim_owner = ?", args...); err != nil {
+				return fmt.Errorf("renew claims: %w", err)
+			}
 		}
 	}
 	return nil

@@ -21,9 +21,9 @@ type TaskCount struct {
 
 // TaskCounts counts the tasks by shop, action and failure.
 func (s *Store) TaskCounts(ctx context.Context) ([]TaskCount, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT COALESCE(o.id_shop, 0), t.action, t.sfsync_failed_at IS NOT NULL, COUNT(*)
-	   FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
-	   GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
+	part, _ := s.eachTaskTable(`SELECT COALESCE(o.id_shop, 0) AS shop, CAST(t.action AS CHAR) AS action, t.sfsync_failed_at IS NOT NULL AS failed
+	   FROM {tasks} t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order`)
+	rows, err := s.db.QueryContext(ctx, "SELECT shop, action, failed, COUNT(*) FROM ("+part+") u GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
 	if err != nil {
 		return nil, fmt.Errorf("count tasks: %w", err)
 	}
@@ -75,9 +75,11 @@ type RecentFailure struct {
 
 // RecentFailures lists the newest failed tasks, newest first.
 func (s *Store) RecentFailures(ctx context.Context, limit int) ([]RecentFailure, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT t.id_order, COALESCE(o.reference, ''), COALESCE(t.sfsync_operation, ''), COALESCE(t.sfsync_error, ''), t.sfsync_failed_at
-	   FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
-	   WHERE t.sfsync_failed_at IS NOT NULL ORDER BY t.sfsync_failed_at DESC LIMIT ?`, limit)
+	part, _ := s.eachTaskTable(`SELECT t.id_order AS id_order, COALESCE(o.reference, '') AS reference, COALESCE(t.sfsync_operation, '') AS operation,
+	     COALESCE(t.sfsync_error, '') AS error_msg, t.sfsync_failed_at AS failed_at
+	   FROM {tasks} t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order
+	   WHERE t.sfsync_failed_at IS NOT NULL`)
+	rows, err := s.db.QueryContext(ctx, "SELECT * FROM ("+part+") u ORDER BY failed_at DESC LIMIT ?", limit)
 	if err != nil {
 		return nil, fmt.Errorf("list failures: %w", err)
 	}
@@ -108,15 +110,15 @@ type Requeued struct {
 // by it and deleted. It returns each order and action once, in task order;
 // with nothing failed, an empty list.
 func (s *Store) RequeueFailed(ctx context.Context, orderID uint32) ([]Requeued, error) {
-	t := s.T("shoppingfeed_task_order")
-	q := "SELECT t.id_shoppingfeed_task_order, t.id_order, COALESCE(o.id_shop, 0), t.action FROM " + t + " t LEFT JOIN " + s.T("orders") +
+	q := "SELECT {task_id} AS id, t.id_order AS id_order, COALESCE(o.id_shop, 0) AS shop, CAST(t.action AS CHAR) AS action FROM {tasks} t LEFT JOIN " + s.T("orders") +
 		" o ON o.id_order = t.id_order WHERE t.sfsync_failed_at IS NOT NULL"
 	var args []any
 	if orderID != 0 {
 		q += " AND t.id_order = ?"
 		args = append(args, orderID)
 	}
-	rows, err := s.db.QueryContext(ctx, q+" ORDER BY t.id_shoppingfeed_task_order", args...)
+	part, args := s.eachTaskTable(q, args...)
+	rows, err := s.db.QueryContext(ctx, "SELECT * FROM ("+part+") u ORDER BY id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list failed tasks: %w", err)
 	}
@@ -155,8 +157,8 @@ func (s *Store) RequeueFailed(ctx context.Context, orderID uint32) ([]Requeued, 
 
 // requeue turns one failed row into its order's pending task, or deletes it
 // when the order has one already (superseded).
-func (s *Store) requeue(ctx context.Context, id uint64, f Requeued, superseded bool) error {
-	t := s.T("shoppingfeed_task_order")
+func (s *Store) requeue(ctx context.Context, taskID uint64, f Requeued, superseded bool) error {
+	t, id := s.taskRow(taskID)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -177,7 +179,7 @@ func (s *Store) requeue(ctx context.Context, id uint64, f Requeued, superseded b
 			" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ?", f.Action, id)
 	}
 	if err != nil {
-		return fmt.Errorf("re-queue task %d: %w", id, err)
+		return fmt.Errorf("re-queue task %d: %w", taskID, err)
 	}
 	return tx.Commit()
 }

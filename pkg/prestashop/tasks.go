@@ -18,6 +18,56 @@ type TaskChange struct {
 
 const inChunk = 500
 
+// WebhookTaskIDBase is added to the id of a row of sfsync_webhook_task to
+// make its task id, as the store's callers, the events and the dedup ids
+// see it. The module's ids are INT UNSIGNED, below it: a task id names
+// its table, and no two tasks share one.
+const WebhookTaskIDBase uint64 = 1 << 32
+
+// taskTable returns the table that holds the tasks of action, and the base
+// of their task ids.
+func (s *Store) taskTable(action string) (string, uint64) {
+	if action == ActionWebhook {
+		return s.T("sfsync_webhook_task"), WebhookTaskIDBase
+	}
+	return s.T("shoppingfeed_task_order"), 0
+}
+
+// taskRow returns the table that holds a task and the row's id there.
+func (s *Store) taskRow(taskID uint64) (string, uint64) {
+	if taskID >= WebhookTaskIDBase {
+		return s.T("sfsync_webhook_task"), taskID - WebhookTaskIDBase
+	}
+	return s.T("shoppingfeed_task_order"), taskID
+}
+
+// byTable groups task ids by the table that holds them, as row ids.
+func (s *Store) byTable(ids []uint64) map[string][]any {
+	out := map[string][]any{}
+	for _, id := range ids {
+		t, row := s.taskRow(id)
+		out[t] = append(out[t], row)
+	}
+	return out
+}
+
+// eachTaskTable renders q once per task table and joins them with UNION
+// ALL: in q, {tasks} stands for the table and {task_id} for the task id of
+// its row t. args are given to each part.
+func (s *Store) eachTaskTable(q string, args ...any) (string, []any) {
+	parts := make([]string, 0, 2)
+	all := make([]any, 0, 2*len(args))
+	for _, tt := range []struct {
+		table string
+		base  uint64
+	}{{s.T("shoppingfeed_task_order"), 0}, {s.T("sfsync_webhook_task"), WebhookTaskIDBase}} {
+		r := strings.NewReplacer("{tasks}", tt.table, "{task_id}", fmt.Sprintf("(t.id_shoppingfeed_task_order + %d)", tt.base))
+		parts = append(parts, "("+r.Replace(q)+")")
+		all = append(all, args...)
+	}
+	return strings.Join(parts, " UNION ALL "), all
+}
+
 // UpsertSyncTasks saves the SYNC_STATUS task of every order in changes, as
 // the module's hook does: an order with a pending task has its update_at
 // moved to the newest change's, any other order gets a new task. Per order
@@ -30,7 +80,8 @@ func (s *Store) UpsertSyncTasks(ctx context.Context, changes []TaskChange) (map[
 }
 
 // UpsertTasks is UpsertSyncTasks for the pending tasks of any action
-// (SYNC_STATUS for Shopping Feed, SFSYNC_WEBHOOK for the webhook target).
+// (SYNC_STATUS for Shopping Feed, in the module's table; SFSYNC_WEBHOOK for
+// the webhook target, in sfsync_webhook_task).
 func (s *Store) UpsertTasks(ctx context.Context, action string, changes []TaskChange) (map[uint32]uint64, error) {
 	latest := map[uint32]TaskChange{}
 	first := map[uint32]uint64{}
@@ -65,7 +116,7 @@ func (s *Store) UpsertTasks(ctx context.Context, action string, changes []TaskCh
 }
 
 func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, action string, orders []uint32, latest map[uint32]TaskChange, first map[uint32]uint64, out map[uint32]uint64) error {
-	t := s.T("shoppingfeed_task_order")
+	t, base := s.taskTable(action)
 	existing, err := taskIDs(ctx, tx, t, action, orders, true)
 	if err != nil {
 		return err
@@ -91,9 +142,9 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, action string, orde
 			ins = append(ins, o)
 		case e.last < latest[o].HistoryID:
 			upd = append(upd, o)
-			out[o] = e.id
+			out[o] = base + e.id
 		default:
-			out[o] = e.id
+			out[o] = base + e.id
 		}
 	}
 	if len(upd) > 0 {
@@ -132,7 +183,7 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, action string, orde
 			return err
 		}
 		for o, e := range created {
-			out[o] = e.id
+			out[o] = base + e.id
 		}
 	}
 	return nil
@@ -192,16 +243,18 @@ type StuckTask struct {
 // CHECK_TICKET_SYNC_STATUS tasks that are not failed, not claimed, and made
 // no progress for `after`.
 func (s *Store) StuckTasks(ctx context.Context, after time.Duration, limit int) ([]StuckTask, error) {
-	q := `SELECT t.id_shoppingfeed_task_order, t.action, t.id_order, COALESCE(o.id_shop, 0), COALESCE(t.batch_id, ''),
-	        COALESCE(t.sfsync_operation, ''), COALESCE(t.sfsync_store_id, ''), COALESCE(t.sfsync_token_id, 0)
-	      FROM ` + s.T("shoppingfeed_task_order") + ` t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order
+	part, args := s.eachTaskTable(`SELECT {task_id} AS id, t.action AS action, t.id_order AS id_order, COALESCE(o.id_shop, 0) AS id_shop,
+	        COALESCE(t.batch_id, '') AS batch_id, COALESCE(t.sfsync_operation, '') AS operation, COALESCE(t.sfsync_store_id, '') AS store_id,
+	        COALESCE(t.sfsync_token_id, 0) AS token_id, COALESCE(t.sfsync_progress_at, t.date_upd) AS progress
+	      FROM {tasks} t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
 	      WHERE t.sfsync_failed_at IS NULL
 	        AND COALESCE(t.sfsync_progress_at, t.date_upd) < NOW() - INTERVAL ? SECOND
 	        AND (t.sfsync_claim_until IS NULL OR t.sfsync_claim_until < NOW(3))
 	        AND ((t.action IN (?, ?) AND (t.update_at IS NULL OR t.update_at <= NOW()))
-	          OR (t.action = ? AND t.batch_id IS NOT NULL))
-	      ORDER BY COALESCE(t.sfsync_progress_at, t.date_upd) LIMIT ?`
-	rows, err := s.db.QueryContext(ctx, q, int64(after/time.Second), ActionSyncStatus, ActionWebhook, ActionCheckTicketStatus, limit)
+	          OR (t.action = ? AND t.batch_id IS NOT NULL))`,
+		int64(after/time.Second), ActionSyncStatus, ActionWebhook, ActionCheckTicketStatus)
+	rows, err := s.db.QueryContext(ctx, "SELECT id, action, id_order, id_shop, batch_id, operation, store_id, token_id FROM ("+part+") u ORDER BY progress, id LIMIT ?",
+		append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list stuck tasks: %w", err)
 	}
@@ -219,14 +272,12 @@ func (s *Store) StuckTasks(ctx context.Context, after time.Duration, limit int) 
 
 // TouchTasks records progress on tasks (sfsync_progress_at = now).
 func (s *Store) TouchTasks(ctx context.Context, ids []uint64) error {
-	for start := 0; start < len(ids); start += inChunk {
-		chunk := ids[start:min(start+inChunk, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+" SET sfsync_progress_at = NOW() WHERE id_shoppingfeed_task_order IN (?"+strings.Repeat(",?", len(chunk)-1)+")", args...); err != nil {
-			return fmt.Errorf("touch tasks: %w", err)
+	for t, rows := range s.byTable(ids) {
+		for start := 0; start < len(rows); start += inChunk {
+			chunk := rows[start:min(start+inChunk, len(rows))]
+			if _, err := s.db.ExecContext(ctx, "UPDATE "+t+" SET sfsync_progress_at = NOW() WHERE id_shoppingfeed_task_order IN ("+sqlMarks(len(chunk))+")", chunk...); err != nil {
+				return fmt.Errorf("touch tasks: %w", err)
+			}
 		}
 	}
 	return nil
@@ -240,11 +291,12 @@ type execer interface {
 // markDone records that the tasks matched by where finished: every change
 // of their orders up to each task's last history id is handled. It runs
 // in the transaction that deletes them, so a task is never gone without
-// its mark. A ticket check continues its SYNC_STATUS task.
-func (s *Store) markDone(ctx context.Context, q execer, where string, args ...any) error {
+// its mark. A ticket check continues its SYNC_STATUS task. table is the
+// tasks' table.
+func (s *Store) markDone(ctx context.Context, q execer, table, where string, args ...any) error {
 	_, err := q.ExecContext(ctx, "INSERT INTO "+s.T("sfsync_task_done")+" (id_order, action, id_order_history, date_upd)"+
 		" SELECT id_order, IF(action = '"+ActionCheckTicketStatus+"', '"+ActionSyncStatus+"', action), COALESCE(sfsync_history_last, 0), NOW()"+
-		" FROM "+s.T("shoppingfeed_task_order")+" WHERE "+where+
+		" FROM "+table+" WHERE "+where+
 		" ON DUPLICATE KEY UPDATE id_order_history = GREATEST(id_order_history, VALUES(id_order_history)), date_upd = VALUES(date_upd)", args...)
 	if err != nil {
 		return fmt.Errorf("mark tasks done: %w", err)

@@ -266,7 +266,7 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 	}
 
 	if len(done) > 0 {
-		if err := s.markDone(ctx, tx, "id_shoppingfeed_task_order IN ("+sqlMarks(len(done))+")", outcomeIDs(done)...); err != nil {
+		if err := s.markDone(ctx, tx, t, "id_shoppingfeed_task_order IN ("+sqlMarks(len(done))+")", outcomeIDs(done)...); err != nil {
 			return nil, fmt.Errorf("record batch %s check: %w", r.BatchID, err)
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order IN ("+sqlMarks(len(done))+")", outcomeIDs(done)...); err != nil {
@@ -401,12 +401,12 @@ type TicketCounts struct {
 // (shop 0: tasks whose order is gone).
 func (s *Store) TicketCounts(ctx context.Context) (TicketCounts, error) {
 	c := TicketCounts{Pending: map[uint32]int{}, Unreported: map[uint32]int{}}
-	rows, err := s.db.QueryContext(ctx, `SELECT COALESCE(o.id_shop, 0),
-	        SUM(t.action = ? AND t.sfsync_failed_at IS NULL),
-	        SUM(t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL)
-	      FROM `+s.T("shoppingfeed_task_order")+` t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
-	      WHERE (t.action = ? AND t.sfsync_failed_at IS NULL) OR (t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL)
-	      GROUP BY COALESCE(o.id_shop, 0)`, ActionCheckTicketStatus, ActionCheckTicketStatus)
+	part, args := s.eachTaskTable(`SELECT COALESCE(o.id_shop, 0) AS shop, t.action = ? AND t.sfsync_failed_at IS NULL AS pending,
+	        t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL AS unreported
+	      FROM {tasks} t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
+	      WHERE (t.action = ? AND t.sfsync_failed_at IS NULL) OR (t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL)`,
+		ActionCheckTicketStatus, ActionCheckTicketStatus)
+	rows, err := s.db.QueryContext(ctx, "SELECT shop, SUM(pending), SUM(unreported) FROM ("+part+") u GROUP BY shop", args...)
 	if err != nil {
 		return c, fmt.Errorf("count tickets: %w", err)
 	}

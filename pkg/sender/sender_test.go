@@ -229,7 +229,9 @@ type taskRow struct {
 
 func (p *pipeline) tasks(order uint32) []taskRow {
 	p.t.Helper()
-	rows, err := p.db.DB.Query("SELECT action, COALESCE(batch_id,''), COALESCE(sfsync_operation,''), COALESCE(sfsync_error,''), sfsync_failed_at IS NOT NULL FROM ps_shoppingfeed_task_order WHERE id_order = ? ORDER BY 1", order)
+	// Shopping Feed's tasks in the module's table, the webhook's in sfsync's.
+	rows, err := p.db.DB.Query("SELECT action, COALESCE(batch_id,''), COALESCE(sfsync_operation,''), COALESCE(sfsync_error,''), sfsync_failed_at IS NOT NULL FROM ps_shoppingfeed_task_order WHERE id_order = ?"+
+		" UNION ALL SELECT action, COALESCE(batch_id,''), COALESCE(sfsync_operation,''), COALESCE(sfsync_error,''), sfsync_failed_at IS NOT NULL FROM ps_sfsync_webhook_task WHERE id_order = ? ORDER BY 1", order, order)
 	if err != nil {
 		p.t.Fatal(err)
 	}

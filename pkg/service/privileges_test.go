@@ -76,8 +76,9 @@ func runtimeUser(t *testing.T, db *testenv.DB) config.Secret {
 
 // TestPipelineRunsAsTheLeastPrivilegedUser runs the detector, the sender
 // and the ticket poller as a user with only the README's grants, on a
-// schema an admin migrated: updates go out and their tickets resolve, and
-// nothing the workers do is refused, but the gap probe's optional read.
+// schema an admin migrated, with both targets: updates go out to Shopping
+// Feed and the webhook and their tickets resolve, and nothing the workers
+// do is refused, but the gap probe's optional read.
 func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 	ctx := context.Background()
 	db, fx, shop := sfShop(t)
@@ -94,7 +95,8 @@ func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 		DB: prestashop.Config{DSN: dsn, Prefix: "ps_"}, NATS: broker.Config{URL: nats.URL, Replicas: 1},
 		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second, Migrate: service.MigrateAuto,
 	}
-	w := startWorkers(t, cfg, sb.URL, testLog(&logs), pipeline{})
+	hook := newHookReceiver(t)
+	w := startWorkers(t, cfg, sb.URL, testLog(&logs), pipeline{targets: hook.targets()})
 	testenv.Eventually(t, 20*time.Second, "detector leads", w.detector.Leading)
 
 	var ids []int64
@@ -114,12 +116,14 @@ func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 		}
 		ids = append(ids, sfID)
 	}
+	// The webhook's stock mapping has no refunded state: the cancel and the
+	// shipment reach it.
 	testenv.Eventually(t, 60*time.Second, "every update sent and every ticket resolved", func() bool {
 		var n int
-		if err := db.DB.QueryRow("SELECT COUNT(*) FROM ps_shoppingfeed_task_order").Scan(&n); err != nil {
+		if err := db.DB.QueryRow("SELECT (SELECT COUNT(*) FROM ps_shoppingfeed_task_order) + (SELECT COUNT(*) FROM ps_sfsync_webhook_task)").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		return len(sb.Sandbox.Operations()) == len(ids) && n == 0
+		return len(sb.Sandbox.Operations()) == len(ids) && len(hook.delivered()) == 2 && n == 0
 	})
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "denied") && !strings.Contains(line, "gap writer check disabled") {

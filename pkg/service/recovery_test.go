@@ -18,6 +18,7 @@ import (
 	"github.com/sfsync/sfsync/pkg/sfsandbox/sfsandboxtest"
 	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/targets"
 	"github.com/sfsync/sfsync/pkg/testenv"
 	"github.com/sfsync/sfsync/pkg/ticketpoller"
 )
@@ -168,6 +169,10 @@ type pipeline struct {
 	batchSize int
 	// sweepAfter is SWEEP_AFTER (0: 3 s).
 	sweepAfter time.Duration
+	// targets is TARGETS and the webhook's settings (zero: Shopping Feed).
+	targets targets.Config
+	// schemaInterval is how often the schema is checked (0: service's default).
+	schemaInterval time.Duration
 }
 
 func (p pipeline) withDefaults() pipeline {
@@ -186,9 +191,9 @@ func (p pipeline) withDefaults() pipeline {
 
 // openDeps opens a worker's connections as its process would; they close
 // when the test ends.
-func openDeps(t *testing.T, name string, cfg service.Config, log *slog.Logger) *service.Deps {
+func openDeps(t *testing.T, name string, cfg service.Config, log *slog.Logger, p pipeline) *service.Deps {
 	t.Helper()
-	d, err := service.Open(context.Background(), name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second})
+	d, err := service.Open(context.Background(), name, cfg, log.With("worker", name), service.Options{KeepInterval: time.Second, SchemaInterval: p.schemaInterval})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,13 +228,14 @@ func runUntilCleanup(t *testing.T, name string, f func(context.Context) error) {
 func senderConfig(p pipeline) sender.Config {
 	return sender.Config{Mode: sender.ModeRealtime, Linger: 50 * time.Millisecond, Interval: time.Minute,
 		TrackingMaxWait: time.Hour, TrackingRecheck: 200 * time.Millisecond, MaxAttempts: 1000, RetryBase: 100 * time.Millisecond,
-		RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second, BatchSize: p.batchSize}
+		RetryMax: time.Second, ClaimTTL: 30 * time.Second, Workers: 4, Concurrency: 8, SettingsTTL: time.Second, BatchSize: p.batchSize,
+		Targets: p.targets}
 }
 
 // newSender opens a sender named name on cfg with scfg.
 func newSender(t *testing.T, name string, cfg service.Config, scfg sender.Config, sbURL string, log *slog.Logger, p pipeline) (*sender.Sender, *service.Deps) {
 	t.Helper()
-	sd := openDeps(t, name, cfg, log)
+	sd := openDeps(t, name, cfg, log, p)
 	snd, err := sender.New(scfg, sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(t, sd, sbURL, p), Log: sd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
 	if err != nil {
 		t.Fatal(err)
@@ -243,11 +249,11 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 	t.Helper()
 	ctx := context.Background()
 	p = p.withDefaults()
-	dd := openDeps(t, "detector", cfg, log)
+	dd := openDeps(t, "detector", cfg, log, p)
 	delay := time.Second
 	det, err := detector.New(ctx, detector.Config{PollInterval: 50 * time.Millisecond, BatchSize: 500, GapGrace: 2 * time.Second,
 		WriterCheck: true, ShippedDelay: &delay, StartFrom: "now", SweepInterval: 500 * time.Millisecond, SweepAfter: p.sweepAfter,
-		SettingsTTL: time.Second},
+		SettingsTTL: time.Second, Targets: p.targets},
 		detector.Deps{Store: dd.Store, NC: dd.NC, Log: dd.Log, Instance: "detector", LeaseTTL: cfg.LeaseTTL, Keeper: dd.Keeper})
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +267,7 @@ func startWorkers(t *testing.T, cfg service.Config, sbURL string, log *slog.Logg
 	}
 	for i := range p.pollers {
 		name := fmt.Sprintf("ticketpoller-%d", i+1)
-		pd := openDeps(t, name, cfg, log)
+		pd := openDeps(t, name, cfg, log, p)
 		poller, err := ticketpoller.New(ticketpoller.Config{MaxAge: time.Hour, BackoffMin: 200 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 			Concurrency: 4, CheckTimeout: 10 * time.Second, ReportInterval: time.Hour, ReportMaxRows: 500,
 			SMTPTimeout: 5 * time.Second},

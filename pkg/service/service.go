@@ -95,6 +95,51 @@ func ensureSchema(ctx context.Context, store *prestashop.Store, mode string, log
 	return nil
 }
 
+// watchSchema checks the schema every period while the process runs, in
+// one process at a time (a turn taken in sfsync_meta): the module's
+// re-install drops sfsync's indexes on the module's tables (and would reset
+// its action ENUM), so what was there at start may go. With MIGRATE=auto
+// what is missing is added back; otherwise, or when this user may not, the
+// log says what is missing and names `sfsync migrate`.
+func watchSchema(ctx context.Context, store *prestashop.Store, mode string, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		mine, err := store.TakeTurn(ctx, "schema_watch", every)
+		if err != nil || !mine {
+			if err != nil && ctx.Err() == nil {
+				log.Warn("schema watch: take turn", "err", err)
+			}
+			continue
+		}
+		st, err := store.CheckSchema(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("schema watch: check", "err", err)
+			}
+			continue
+		}
+		if len(st.Missing) == 0 {
+			continue
+		}
+		missing := strings.Join(st.Missing, ", ")
+		if mode != MigrateAuto {
+			log.Warn("the schema lost what sfsync needs (the Shopping Feed module re-installed?); run `sfsync migrate`", "missing", missing)
+			continue
+		}
+		if err := store.Migrate(ctx); err != nil {
+			log.Warn("the schema lost what sfsync needs and this user cannot add it; run `sfsync migrate`", "missing", missing, "err", err)
+			continue
+		}
+		log.Info("schema healed", "added", missing)
+	}
+}
+
 // Load reads cfg (a struct that embeds or holds a service.Config) from lookup
 // and builds the logger from its Log part.
 func Load(ctx context.Context, lookup config.LookupFunc, cfg any, base func() *Config, stdout io.Writer) (*slog.Logger, *slog.LevelVar, error) {
@@ -123,8 +168,9 @@ type Deps struct {
 	Instance string
 	// Keeper declares the streams, consumers and buckets again when the
 	// broker loses them; it runs from Open to Close. Workers nudge it.
-	Keeper     *broker.Keeper
-	stopKeeper func()
+	Keeper      *broker.Keeper
+	stopKeeper  func()
+	stopWatcher func()
 }
 
 // Options change how Open connects.
@@ -133,6 +179,9 @@ type Options struct {
 	NATSOptions []nats.Option
 	// KeepInterval is how often the keeper checks the broker (default 5s).
 	KeepInterval time.Duration
+	// SchemaInterval is how often the schema is checked while running
+	// (default 1m), by one process at a time.
+	SchemaInterval time.Duration
 }
 
 // Open connects to the database (and migrates it when MIGRATE allows and
@@ -154,6 +203,14 @@ func Open(ctx context.Context, name string, cfg Config, log *slog.Logger, opts O
 		d.Close()
 		return nil, err
 	}
+	every := opts.SchemaInterval
+	if every <= 0 {
+		every = time.Minute
+	}
+	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watched := make(chan struct{})
+	go func() { defer close(watched); watchSchema(wctx, d.Store, cfg.Migrate, every, log) }()
+	d.stopWatcher = func() { stopWatch(); <-watched }
 	nc, err := broker.Connect(cfg.NATS, "sfsync-"+name, log, opts.NATSOptions...)
 	if err != nil {
 		d.Close()
@@ -225,6 +282,9 @@ func (d *Deps) ShoppingFeed(ctx context.Context, cfg shoppingfeed.Config) (*shop
 
 // Close stops the keeper, drains NATS and closes the database.
 func (d *Deps) Close() {
+	if d.stopWatcher != nil {
+		d.stopWatcher()
+	}
 	if d.stopKeeper != nil {
 		d.stopKeeper()
 	}

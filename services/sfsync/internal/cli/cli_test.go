@@ -354,3 +354,33 @@ func TestMigrateAddsWhatIsMissingAndCheckSaysSo(t *testing.T) {
 		t.Fatalf("migrate again: %v\n%s", err, out)
 	}
 }
+
+// TestCheckAndMigrateAfterSchemaVersion1: a shop migrated by sfsync's schema
+// version 1 has SFSYNC_WEBHOOK in the module's ENUM and a webhook task in
+// the module's table; check says so (exit 4) and names sfsync migrate,
+// which moves the task and gives the module its ENUM back.
+func TestCheckAndMigrateAfterSchemaVersion1(t *testing.T) {
+	w := newWorld(t)
+	for _, q := range []string{
+		"ALTER TABLE ps_shoppingfeed_task_order MODIFY COLUMN action ENUM(" + prestashop.ModuleActions + ",'SFSYNC_WEBHOOK') NOT NULL",
+		"INSERT INTO ps_shoppingfeed_task_order (action, id_order, update_at, date_add, date_upd, sfsync_history_last) VALUES ('SFSYNC_WEBHOOK', 9, NOW(), NOW(), NOW(), 90)",
+	} {
+		if _, err := w.db.DB.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	out, err := w.run("check")
+	if exitCode(err) != 4 || !strings.Contains(out, "the module's own values of ps_shoppingfeed_task_order.action") || !strings.Contains(out, "sfsync migrate") {
+		t.Fatalf("check on schema version 1: exit %d\n%s", exitCode(err), out)
+	}
+	if out, err := w.run("migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	var moved int
+	if err := w.db.DB.QueryRow("SELECT COUNT(*) FROM ps_sfsync_webhook_task WHERE id_order = 9 AND sfsync_history_last = 90").Scan(&moved); err != nil || moved != 1 {
+		t.Fatalf("webhook task moved: %d (%v)", moved, err)
+	}
+	if out, err := w.run("migrate"); err != nil || !strings.Contains(out, "schema up to date") {
+		t.Fatalf("migrate again: %v\n%s", err, out)
+	}
+}
