@@ -121,6 +121,25 @@ func TestStatusShowsTasksFailuresAndBacklog(t *testing.T) {
 	}
 }
 
+func TestStatusListsSkippedHistoryRows(t *testing.T) {
+	w := newWorld(t)
+	store := prestashop.New(w.db.DB, "ps_")
+	if err := store.RecordBadHistory(context.Background(), []prestashop.BadHistoryRow{
+		{ID: 41, Reason: "id_order is NULL", At: time.Now()}, {ID: 42, Reason: "date_add is NULL", At: time.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.run("status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"order_history rows skipped by the detector: 2", "41", "id_order is NULL", "42", "date_add is NULL"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestRetryRequeuesAndWakesTheSender(t *testing.T) {
 	w := newWorld(t)
 	o := w.failedOrder()

@@ -83,6 +83,8 @@ type Status struct {
 	BatchesPending int             `json:"batches_pending"`
 	Failures       []Failure       `json:"recent_failures"`
 	Detector       *DetectorStatus `json:"detector,omitempty"`
+	// SkippedRows are the order_history rows the detector could not use.
+	SkippedRows *prestashop.BadHistory `json:"skipped_history_rows,omitempty"`
 	Streams        []StreamStatus  `json:"streams,omitempty"`
 	Broker         string          `json:"broker_error,omitempty"`
 }
@@ -151,6 +153,9 @@ func (e *Env) ReadStatus(ctx context.Context) (Status, error) {
 	}
 	for _, f := range failures {
 		st.Failures = append(st.Failures, Failure(f))
+	}
+	if bh, err := s.BadHistory(ctx); err == nil && bh.Total > 0 {
+		st.SkippedRows = &bh
 	}
 	if e.JS == nil {
 		st.Broker = fmt.Sprint(e.NATSErr)
@@ -246,6 +251,16 @@ func (e *Env) PrintStatus(ctx context.Context) error {
 		fmt.Fprintln(w, "STREAM\tCONSUMER\tMESSAGES\tPENDING\tACK PENDING")
 		for _, s := range st.Streams {
 			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\n", s.Stream, s.Consumer, s.Messages, s.Pending, s.AckPending)
+		}
+		w.Flush()
+	}
+	if st.SkippedRows != nil {
+		fmt.Fprintln(e.Out)
+		fmt.Fprintf(e.Out, "order_history rows skipped by the detector: %d (the last %d below)\n", st.SkippedRows.Total, len(st.SkippedRows.Rows))
+		w = e.table()
+		fmt.Fprintln(w, "HISTORY ID\tSEEN AT\tWHY")
+		for _, r := range st.SkippedRows.Rows {
+			fmt.Fprintf(w, "%d\t%s\t%s\n", r.ID, r.At.Format(time.DateTime), oneLine(r.Reason, 120))
 		}
 		w.Flush()
 	}
