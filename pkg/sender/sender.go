@@ -102,7 +102,7 @@ func New(cfg Config, d Deps) (*Sender, error) {
 		if pc.Hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
 			return nil, err
 		}
-		s.hookClient = &http.Client{Timeout: cfg.Targets.Hook.Timeout}
+		s.hookClient = webhookClient(cfg.Targets.Hook.Timeout)
 		s.signer = webhook.Signer{KeyID: cfg.Targets.Hook.KeyID, Secret: cfg.Targets.Hook.Secret}
 	}
 	if len(s.instance) > 64 {
