@@ -152,6 +152,12 @@ type Settings struct {
 	// Duplicates is the dedup window (default 10 min: longer than any
 	// restart or gap grace period).
 	Duplicates time.Duration
+	// MaxBytes bounds each stream's store (default 1 GiB). Past it the
+	// oldest messages go (DiscardOld), so publishing never fails for lack
+	// of room: the task table is the truth, and the detector's sweeper
+	// publishes again any task whose message went this way (a task that
+	// makes no progress for SWEEP_AFTER once due).
+	MaxBytes int64
 }
 
 func (s Settings) withDefaults() Settings {
@@ -166,6 +172,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.Duplicates <= 0 {
 		s.Duplicates = 10 * time.Minute
+	}
+	if s.MaxBytes <= 0 {
+		s.MaxBytes = 1 << 30
 	}
 	return s
 }
@@ -198,6 +207,8 @@ func declared(s Settings) declarations {
 				Subjects:    []string{events.OrderStatusPrefix + ".>", events.OrderWaitPrefix + ".>"},
 				Retention:   jetstream.LimitsPolicy,
 				MaxAge:      s.Retention,
+				MaxBytes:    s.MaxBytes,
+				Discard:     jetstream.DiscardOld,
 				Duplicates:  s.Duplicates,
 				Storage:     jetstream.FileStorage,
 				Replicas:    s.Replicas,
@@ -208,6 +219,8 @@ func declared(s Settings) declarations {
 				Subjects:    []string{events.TicketCheckPrefix + ".>", events.TicketWaitPrefix + ".>"},
 				Retention:   jetstream.LimitsPolicy,
 				MaxAge:      s.Retention,
+				MaxBytes:    s.MaxBytes,
+				Discard:     jetstream.DiscardOld,
 				Duplicates:  s.Duplicates,
 				Storage:     jetstream.FileStorage,
 				Replicas:    s.Replicas,

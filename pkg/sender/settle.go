@@ -2,6 +2,7 @@ package sender
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,9 +32,12 @@ const (
 	retry
 	// term: a message no retry can make usable.
 	term
-	// wait: the update waits; it is published again on the wait subject,
-	// due after the delay in the database's clock, and the message acked
-	// (NAKed with the delay if that publish fails: nothing is dropped).
+	// wait: the update waits. A message of the wait lane waits as it is:
+	// NAKed with the delay, so waiting publishes nothing, however many
+	// hold periods it lasts. A message of the due lane moves once to the
+	// wait lane: it is published again on the wait subject, due after the
+	// delay in the database's clock, and acked (NAKed with the delay if
+	// that publish fails: nothing is dropped).
 	wait
 )
 
@@ -89,6 +93,10 @@ func (s *Sender) settle(ctx context.Context, m jetstream.Msg, ev events.Change, 
 		err = m.Term()
 	case wait:
 		s.m.deferred.WithLabelValues(o.reason).Inc()
+		if onWaitLane(m) {
+			err = m.NakWithDelay(o.delay)
+			break
+		}
 		next := ev.Deferred(o.task.ID, o.task.Now.Add(o.delay))
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_, perr := s.js.PublishMsg(pctx, next.Msg("wait:"+o.reason, ""))
@@ -104,6 +112,11 @@ func (s *Sender) settle(ctx context.Context, m jetstream.Msg, ev events.Change, 
 		// The message comes back after AckWait; its task row decides again.
 		s.log.Warn("settle order-status message", "subject", m.Subject(), "outcome", o.kind.String(), "err", err)
 	}
+}
+
+// onWaitLane reports whether m came on the wait lane's subjects.
+func onWaitLane(m jetstream.Msg) bool {
+	return strings.HasPrefix(m.Subject(), events.OrderWaitPrefix+".")
 }
 
 // conclude forgets an item this replica held and settles its message.
