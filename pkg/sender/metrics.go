@@ -12,6 +12,7 @@ type metrics struct {
 	dropped   prometheus.Counter
 	deferred  *prometheus.CounterVec
 	sent      *prometheus.CounterVec
+	foreign   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,10 +28,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		failed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_tasks_failed_total", Help: "Tasks marked failed."}),
 		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_tasks_dropped_total", Help: "Tasks removed because the order's current state needs no update."}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_deferred_total", Help: "Updates put back to wait, by reason."}, []string{"reason"}),
+		foreign:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_foreign_events_total", Help: "Events of another shop database passed back to the broker for that database's senders."}),
 		sent:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_orders_sent_total", Help: "Orders accepted by Shopping Feed, by operation."}, []string{"operation"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.deferred, m.sent)
+		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.deferred, m.sent, m.foreign)
 	}
 	return m
 }

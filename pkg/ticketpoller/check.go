@@ -23,6 +23,9 @@ func (p *Poller) handleCheck(ctx context.Context, msg jetstream.Msg) (time.Durat
 	if err != nil {
 		return 0, err
 	}
+	if d, err := p.passBack(ctx, tc); d > 0 || err != nil {
+		return d, err
+	}
 	return 0, p.check(ctx, tc)
 }
 
@@ -32,10 +35,56 @@ func (p *Poller) handleWait(ctx context.Context, msg jetstream.Msg) (time.Durati
 	if err != nil {
 		return 0, err
 	}
+	if d, err := p.passBack(ctx, tc); d > 0 || err != nil {
+		return d, err
+	}
 	if wait := time.Until(p.due(msg, tc)); wait > 5*time.Millisecond {
 		return wait, nil
 	}
 	return 0, p.check(ctx, tc)
+}
+
+// ForeignPassBack is how long a check of another shop database waits
+// before the broker offers it again (to any poller of the durable
+// consumer, which is shared by every database on the broker).
+const ForeignPassBack = 500 * time.Millisecond
+
+// passBack returns ForeignPassBack for a check of another shop database:
+// it is NAKed, never acked, so that a poller of its own database takes it.
+// A check that names no database (published before checks named it) is
+// this poller's.
+func (p *Poller) passBack(ctx context.Context, tc events.Batch) (time.Duration, error) {
+	if tc.ShopDB == "" {
+		return 0, nil
+	}
+	own, err := p.ownDB(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if tc.ShopDB == own {
+		return 0, nil
+	}
+	p.m.foreign.Inc()
+	if p.loudOnce("foreign." + tc.ShopDB) {
+		p.log.Warn("checks of another shop database reach this poller: passed back for its own pollers; give each shop database its own broker or account",
+			"shop_db", tc.ShopDB, "own_shop_db", own, "batch_id", tc.BatchID)
+	}
+	return ForeignPassBack, nil
+}
+
+// ownDB is the name of this poller's shop database, read once.
+func (p *Poller) ownDB(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shopDB != "" {
+		return p.shopDB, nil
+	}
+	db, err := p.store.DatabaseName(ctx)
+	if err != nil {
+		return "", err
+	}
+	p.shopDB = db
+	return db, nil
 }
 
 // due is when a re-check is due: its Sfsync-Due header, else its publish
@@ -61,6 +110,7 @@ func decodeCheck(msg jetstream.Msg) (events.Batch, error) {
 // batch is what a check knows of one batch: the message merged with the
 // task table.
 type batch struct {
+	shopDB    string
 	id        string
 	store     string
 	shop      uint32
@@ -85,7 +135,7 @@ type knownOrder struct {
 }
 
 func newBatch(tc events.Batch, tasks []prestashop.TicketTask, now time.Time) *batch {
-	b := &batch{id: tc.BatchID, store: tc.StoreID, shop: tc.ShopID, tokenID: tc.TokenID, operation: tc.Operation, attempt: tc.Attempt,
+	b := &batch{shopDB: tc.ShopDB, id: tc.BatchID, store: tc.StoreID, shop: tc.ShopID, tokenID: tc.TokenID, operation: tc.Operation, attempt: tc.Attempt,
 		firstSeen: tc.FirstSeen}
 	sent := map[uint64]*events.BatchOrder{}
 	for i, o := range tc.Orders {
@@ -412,7 +462,7 @@ func (p *Poller) rescheduleAfter(ctx context.Context, b *batch, result string, w
 		}
 	}
 	next := events.Batch{
-		StoreID: b.store, ShopID: b.shop, BatchID: b.id, Operation: b.operation,
+		ShopDB: b.shopDB, StoreID: b.store, ShopID: b.shop, BatchID: b.id, Operation: b.operation,
 		Attempt: b.attempt + 1, FirstSeen: b.firstSeen, TokenID: b.tokenID, Due: time.Now().Add(wait),
 	}
 	for _, t := range b.live {

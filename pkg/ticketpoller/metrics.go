@@ -24,6 +24,7 @@ type metrics struct {
 	reads      *prometheus.CounterVec
 	checks     *prometheus.CounterVec
 	unmatched  prometheus.Counter
+	foreign    prometheus.Counter
 	reports    *prometheus.CounterVec
 
 	mu    sync.Mutex
@@ -61,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sfsync_ticketpoller_unmatched_tickets_total",
 			Help: "Tickets that matched no task row of their batch (logged).",
 		}),
+		foreign: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sfsync_ticketpoller_foreign_checks_total",
+			Help: "Checks of another shop database passed back to the broker for that database's pollers.",
+		}),
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sfsync_ticketpoller_reports_total",
 			Help: "Error reports, by result: sent (mailed), logged (no SMTP_URL), failed (retried next interval).",
@@ -68,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		shops: map[uint32]bool{},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pending, m.unreported, m.resolved, m.resolve, m.reads, m.checks, m.unmatched, m.reports} {
+		for _, c := range []prometheus.Collector{m.pending, m.unreported, m.resolved, m.resolve, m.reads, m.checks, m.unmatched, m.foreign, m.reports} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -93,8 +93,9 @@ type Poller struct {
 	// holdFor is how long reads with a rejected token stop.
 	holdFor time.Duration
 
-	mu    sync.Mutex
-	holds map[string]time.Time // credential key → reads held until
+	mu     sync.Mutex
+	shopDB string               // this poller's shop database, once read
+	holds  map[string]time.Time // credential key → reads held until
 	loud  map[string]time.Time // log key → last loud line
 }
 

@@ -573,3 +573,32 @@ func TestShutdownLetsChecksFinish(t *testing.T) {
 		return e.consumerInfo(broker.TicketConsumer).NumAckPending == 0
 	})
 }
+
+// A check of another shop database on the same broker is passed back, not
+// read against this poller's database (where its task ids are other
+// orders' tasks); a check of its own database is handled.
+func TestCheckOfAnotherShopDatabaseIsPassedBack(t *testing.T) {
+	e := newEnv(t, nil)
+	o := e.newOrder(false)
+	task := e.insertTask(o.ID, "0123456789abcdef01234567", e.shop.TokenID)
+	check := func(db, batch string) *sfsyncv1.TicketCheck {
+		return &sfsyncv1.TicketCheck{ShopDb: db, StoreId: e.shop.StoreID, ShopId: 1, BatchId: batch, Operation: "ship",
+			TokenId: e.shop.TokenID, Orders: []*sfsyncv1.TicketOrder{{OrderId: o.ID, TaskId: task, SfOrderId: strconv.FormatInt(o.SFID, 10)}}}
+	}
+	e.publish(check("another_shop", "0123456789abcdef01234567"), "")
+	r := e.start(testConfig(), "p1", nil)
+	foreign := func() float64 { return testutil.ToFloat64(r.p.Metrics().Foreign) }
+	eventually(t, 10*time.Second, "the check passed back three times", func() bool { return foreign() >= 3 })
+	if tk, ok := e.task(task); !ok || tk.FailedAt.Valid {
+		t.Fatalf("the task of this database was judged on another database's check: %+v", tk)
+	}
+	if n := e.ticketReads("0123456789abcdef01234567"); n != 0 {
+		t.Fatalf("%d ticket reads for another database's batch", n)
+	}
+	own, err := e.store.DatabaseName(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(check(own, "0123456789abcdef01234567"), "own")
+	eventually(t, 10*time.Second, "the task is failed by its own database's check", func() bool { tk, _ := e.task(task); return tk.FailedAt.Valid })
+}
