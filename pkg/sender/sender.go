@@ -52,7 +52,7 @@ type Sender struct {
 	reported map[string]time.Time
 	// shopDB is this sender's shop database, once read (ownDB).
 	shopDB string
-	drain    time.Duration
+	drain  time.Duration
 
 	// The webhook target.
 	hookClient *http.Client

@@ -96,7 +96,7 @@ type Poller struct {
 	mu     sync.Mutex
 	shopDB string               // this poller's shop database, once read
 	holds  map[string]time.Time // credential key → reads held until
-	loud  map[string]time.Time // log key → last loud line
+	loud   map[string]time.Time // log key → last loud line
 }
 
 // New returns a poller; Run and RunReports start it.

@@ -85,8 +85,8 @@ type Status struct {
 	Detector       *DetectorStatus `json:"detector,omitempty"`
 	// SkippedRows are the order_history rows the detector could not use.
 	SkippedRows *prestashop.BadHistory `json:"skipped_history_rows,omitempty"`
-	Streams        []StreamStatus  `json:"streams,omitempty"`
-	Broker         string          `json:"broker_error,omitempty"`
+	Streams     []StreamStatus         `json:"streams,omitempty"`
+	Broker      string                 `json:"broker_error,omitempty"`
 }
 
 // TaskCount counts tasks of one shop in one state.
