@@ -123,6 +123,10 @@ func tlsConfig(c Config) (*tls.Config, error) {
 const (
 	OrdersStream  = "SFSYNC_ORDERS"
 	TicketsStream = "SFSYNC_TICKETS"
+	// DeadStream keeps the messages the sender and the ticket poller gave
+	// up on (events.DeadSubject) for 30 days: `sfsync status` counts them,
+	// `sfsync retry --dead` sends them again.
+	DeadStream = "SFSYNC_DEAD"
 
 	// SenderConsumer takes due changes; SenderWaitConsumer holds the updates
 	// that wait (shipments), on a consumer of their own so that their delayed
@@ -222,6 +226,17 @@ func declared(s Settings) declarations {
 				MaxBytes:    s.MaxBytes,
 				Discard:     jetstream.DiscardOld,
 				Duplicates:  s.Duplicates,
+				Storage:     jetstream.FileStorage,
+				Replicas:    s.Replicas,
+			},
+			{
+				Name:        DeadStream,
+				Description: "sfsync: messages given up after repeated failures",
+				Subjects:    []string{events.DeadPrefix + ".>"},
+				Retention:   jetstream.LimitsPolicy,
+				MaxAge:      30 * 24 * time.Hour,
+				MaxBytes:    s.MaxBytes,
+				Discard:     jetstream.DiscardOld,
 				Storage:     jetstream.FileStorage,
 				Replicas:    s.Replicas,
 			},

@@ -29,6 +29,9 @@ type Config struct {
 	// GaugeInterval is how often the pending and unreported gauges are
 	// read from the database.
 	GaugeInterval time.Duration `env:"TICKET_GAUGE_INTERVAL, default=15s"`
+	// MaxErrors is how many times a check may fail (an error, not a wait)
+	// before it goes to the dead-letter stream; 0 means 20.
+	MaxErrors int `env:"MESSAGE_MAX_ERRORS, default=20"`
 
 	// ReportInterval is how often new failures are mailed.
 	ReportInterval time.Duration `env:"REPORT_INTERVAL, default=15m"`
@@ -103,4 +106,11 @@ func (c Config) backoff(n uint32) time.Duration {
 		return c.BackoffMax
 	}
 	return d
+}
+
+func (c Config) maxErrors() int {
+	if c.MaxErrors <= 0 {
+		return 20
+	}
+	return c.MaxErrors
 }

@@ -14,11 +14,11 @@ type Metrics struct {
 	Pending, Unreported              *prometheus.GaugeVec
 	Resolved, Reads, Checks, Reports *prometheus.CounterVec
 	Resolve                          *prometheus.HistogramVec
-	Unmatched, Foreign               prometheus.Counter
+	Unmatched, Foreign, Dead         prometheus.Counter
 }
 
 // Metrics returns the poller's collectors.
 func (p *Poller) Metrics() Metrics {
 	return Metrics{Pending: p.m.pending, Unreported: p.m.unreported, Resolved: p.m.resolved, Reads: p.m.reads,
-		Checks: p.m.checks, Reports: p.m.reports, Resolve: p.m.resolve, Unmatched: p.m.unmatched, Foreign: p.m.foreign}
+		Checks: p.m.checks, Reports: p.m.reports, Resolve: p.m.resolve, Unmatched: p.m.unmatched, Foreign: p.m.foreign, Dead: p.m.dead}
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	checks     *prometheus.CounterVec
 	unmatched  prometheus.Counter
 	foreign    prometheus.Counter
+	dead       prometheus.Counter
 	reports    *prometheus.CounterVec
 
 	mu    sync.Mutex
@@ -66,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sfsync_ticketpoller_foreign_checks_total",
 			Help: "Checks of another shop database passed back to the broker for that database's pollers.",
 		}),
+		dead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sfsync_ticketpoller_dead_letters_total",
+			Help: "Checks given up to the dead-letter stream (SFSYNC_DEAD) after MESSAGE_MAX_ERRORS failures, or unreadable.",
+		}),
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sfsync_ticketpoller_reports_total",
 			Help: "Error reports, by result: sent (mailed), logged (no SMTP_URL), failed (retried next interval).",
@@ -73,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		shops: map[uint32]bool{},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pending, m.unreported, m.resolved, m.resolve, m.reads, m.checks, m.unmatched, m.foreign, m.reports} {
+		for _, c := range []prometheus.Collector{m.pending, m.unreported, m.resolved, m.resolve, m.reads, m.checks, m.unmatched, m.foreign, m.dead, m.reports} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

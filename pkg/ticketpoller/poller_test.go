@@ -602,3 +602,58 @@ func TestCheckOfAnotherShopDatabaseIsPassedBack(t *testing.T) {
 	e.publish(check(own, "0123456789abcdef01234567"), "own")
 	eventually(t, 10*time.Second, "the task is failed by its own database's check", func() bool { tk, _ := e.task(task); return tk.FailedAt.Valid })
 }
+
+// No check loops for ever: a batch whose task row cannot be read (a zero
+// date_upd, which PrestaShop's non-strict sessions can write) fails every
+// check. After MESSAGE_MAX_ERRORS failures the check goes to the
+// dead-letter stream, with the subject it came from and the error, and
+// nothing of it is left on the poller's consumers.
+func TestRepeatedCheckFailuresEndOnTheDeadLetterStream(t *testing.T) {
+	e := newEnv(t, nil)
+	o := e.newOrder(false)
+	const batch = "0123456789abcdef0123dead"
+	task := e.insertTask(o.ID, batch, e.shop.TokenID)
+	conn, err := e.db.DB.Conn(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET SESSION sql_mode = ''", "UPDATE ps_shoppingfeed_task_order SET date_upd = '0000-00-00 00:00:00' WHERE id_shoppingfeed_task_order = " + strconv.FormatUint(task, 10)} {
+		if _, err := conn.ExecContext(e.ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.publish(&sfsyncv1.TicketCheck{StoreId: e.shop.StoreID, ShopId: 1, BatchId: batch, Operation: "ship", TokenId: e.shop.TokenID,
+		Orders: []*sfsyncv1.TicketOrder{{OrderId: o.ID, TaskId: task, SfOrderId: strconv.FormatInt(o.SFID, 10)}}}, "")
+	cfg := testConfig()
+	cfg.MaxErrors = 3
+	r := e.start(cfg, "p1", nil)
+	dead, err := e.js.Stream(e.ctx, broker.DeadStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the check on the dead-letter stream", func() bool {
+		info, err := dead.Info(e.ctx)
+		return err == nil && info.State.Msgs == 1
+	})
+	m, err := dead.GetMsg(e.ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(events.HeaderBatch) != batch || !strings.HasPrefix(m.Header.Get(events.HeaderDeadSubject), events.TicketWaitPrefix) ||
+		!strings.Contains(m.Header.Get(events.HeaderDeadReason), batch) || m.Header.Get(events.HeaderErrors) != "2" {
+		t.Fatalf("dead letter %s %v", m.Subject, m.Header)
+	}
+	eventually(t, 5*time.Second, "nothing left on the poller's consumers", func() bool {
+		for _, c := range []string{broker.TicketConsumer, broker.TicketWaitConsumer} {
+			ci := e.consumerInfo(c)
+			if ci.NumPending+uint64(ci.NumAckPending) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := testutil.ToFloat64(r.p.Metrics().Dead); got != 1 {
+		t.Fatalf("dead_letters_total = %v", got)
+	}
+}

@@ -86,8 +86,23 @@ type Status struct {
 	// SkippedRows are the order_history rows the detector could not use.
 	SkippedRows *prestashop.BadHistory `json:"skipped_history_rows,omitempty"`
 	Streams     []StreamStatus         `json:"streams,omitempty"`
-	Broker      string                 `json:"broker_error,omitempty"`
+	// DeadCount counts the messages the workers gave up on (SFSYNC_DEAD);
+	// Dead lists the last DeadShown of them.
+	DeadCount uint64       `json:"dead_letters"`
+	Dead      []DeadLetter `json:"recent_dead_letters,omitempty"`
+	Broker    string       `json:"broker_error,omitempty"`
 }
+
+// DeadLetter is a message given up on.
+type DeadLetter struct {
+	Subject string    `json:"subject"`
+	By      string    `json:"by"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// DeadShown is how many dead letters status lists.
+const DeadShown = 10
 
 // TaskCount counts tasks of one shop in one state.
 type TaskCount struct {
@@ -181,7 +196,75 @@ func (e *Env) ReadStatus(ctx context.Context) (Status, error) {
 		}
 		st.Streams = append(st.Streams, ss)
 	}
+	st.DeadCount, st.Dead = e.deadLetters(ctx)
 	return st, nil
+}
+
+// deadLetters counts the dead letters and reads the last DeadShown.
+func (e *Env) deadLetters(ctx context.Context) (uint64, []DeadLetter) {
+	str, err := e.JS.Stream(ctx, broker.DeadStream)
+	if err != nil {
+		return 0, nil
+	}
+	info, err := str.Info(ctx)
+	if err != nil || info.State.Msgs == 0 {
+		return 0, nil
+	}
+	var out []DeadLetter
+	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0 && len(out) < DeadShown; seq-- {
+		m, err := str.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		out = append(out, DeadLetter{Subject: m.Header.Get(events.HeaderDeadSubject), By: m.Header.Get(events.HeaderDeadBy),
+			Reason: m.Header.Get(events.HeaderDeadReason), At: m.Time})
+	}
+	return info.State.Msgs, out
+}
+
+// RetryDead sends every dead letter again to the subject it came from,
+// its failure count started anew, and removes it from the dead-letter
+// stream once the broker has the new message; it returns how many went.
+func (e *Env) RetryDead(ctx context.Context) (int, error) {
+	if e.JS == nil {
+		return 0, e.NATSErr
+	}
+	str, err := e.JS.Stream(ctx, broker.DeadStream)
+	if err != nil {
+		return 0, fmt.Errorf("open the dead-letter stream: %w", err)
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the dead-letter stream: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return 0, ErrNothing
+	}
+	n := 0
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := str.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("read dead letter %d: %w", seq, err)
+		}
+		msg, ok := events.Revived(m.Data, m.Header)
+		if !ok {
+			continue // not a dead letter sfsync wrote: left for a person
+		}
+		if _, err := e.JS.PublishMsg(ctx, msg); err != nil {
+			return n, fmt.Errorf("send dead letter %d again to %s: %w", seq, msg.Subject, err)
+		}
+		if err := str.DeleteMsg(ctx, seq); err != nil {
+			return n, fmt.Errorf("remove dead letter %d (it was sent again): %w", seq, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, ErrNothing
+	}
+	return n, nil
 }
 
 func (e *Env) key(ctx context.Context) (string, error) {
@@ -261,6 +344,16 @@ func (e *Env) PrintStatus(ctx context.Context) error {
 		fmt.Fprintln(w, "HISTORY ID\tSEEN AT\tWHY")
 		for _, r := range st.SkippedRows.Rows {
 			fmt.Fprintf(w, "%d\t%s\t%s\n", r.ID, r.At.Format(time.DateTime), oneLine(r.Reason, 120))
+		}
+		w.Flush()
+	}
+	if st.DeadCount > 0 {
+		fmt.Fprintln(e.Out)
+		fmt.Fprintf(e.Out, "dead letters (given up after repeated failures; sfsync retry --dead): %d\n", st.DeadCount)
+		w = e.table()
+		fmt.Fprintln(w, "AT\tSUBJECT\tBY\tWHY")
+		for _, d := range st.Dead {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.At.Format(time.DateTime), d.Subject, d.By, oneLine(d.Reason, 120))
 		}
 		w.Flush()
 	}
