@@ -183,6 +183,27 @@ func TestDeadLettersShowAndAreSentAgain(t *testing.T) {
 	}
 }
 
+// What status prints from the database cannot drive the terminal: an
+// error text holding escape sequences is shown without them.
+func TestStatusStripsTerminalEscapes(t *testing.T) {
+	w := newWorld(t)
+	o := w.failedOrder()
+	if _, err := w.db.DB.Exec("UPDATE ps_shoppingfeed_task_order SET sfsync_error = ? WHERE id_order = ?",
+		"\x1b[2J\x1b[Hall good\x1b]0;owned\x07 \x1b[31mrefused\x1b[0m", o); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.run("status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	if strings.ContainsAny(out, "\x1b\x07\u009b") {
+		t.Fatalf("status prints control characters: %q", out)
+	}
+	if !strings.Contains(out, "all good refused") {
+		t.Fatalf("status lost the text around the escapes:\n%s", out)
+	}
+}
+
 func TestRetryRequeuesAndWakesTheSender(t *testing.T) {
 	w := newWorld(t)
 	o := w.failedOrder()

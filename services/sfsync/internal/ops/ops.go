@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -323,10 +324,10 @@ func (e *Env) PrintStatus(ctx context.Context) error {
 	}
 	fmt.Fprintf(e.Out, "tickets pending:   %d orders in %d batches\n", st.TicketsPending, st.BatchesPending)
 	if st.Detector != nil {
-		fmt.Fprintf(e.Out, "detector:          position %d, lag %d rows, %d gaps, leader %s\n", st.Detector.Position, st.Detector.LagRows, st.Detector.Gaps, st.Detector.Leader)
+		fmt.Fprintf(e.Out, "detector:          position %d, lag %d rows, %d gaps, leader %s\n", st.Detector.Position, st.Detector.LagRows, st.Detector.Gaps, oneLine(st.Detector.Leader, 80))
 	}
 	if st.Broker != "" {
-		fmt.Fprintf(e.Out, "broker:            unreachable: %s\n", st.Broker)
+		fmt.Fprintf(e.Out, "broker:            unreachable: %s\n", oneLine(st.Broker, 200))
 	}
 	if len(st.Streams) > 0 {
 		fmt.Fprintln(e.Out)
@@ -353,7 +354,7 @@ func (e *Env) PrintStatus(ctx context.Context) error {
 		w = e.table()
 		fmt.Fprintln(w, "AT\tSUBJECT\tBY\tWHY")
 		for _, d := range st.Dead {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.At.Format(time.DateTime), d.Subject, d.By, oneLine(d.Reason, 120))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.At.Format(time.DateTime), oneLine(d.Subject, 80), oneLine(d.By, 40), oneLine(d.Reason, 120))
 		}
 		w.Flush()
 	}
@@ -362,19 +363,79 @@ func (e *Env) PrintStatus(ctx context.Context) error {
 		w = e.table()
 		fmt.Fprintln(w, "FAILED ORDER\tREFERENCE\tOPERATION\tAT\tERROR")
 		for _, f := range st.Failures {
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", f.OrderID, f.Reference, f.Operation, f.At.Format(time.DateTime), oneLine(f.Error, 120))
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", f.OrderID, oneLine(f.Reference, 40), oneLine(f.Operation, 20), f.At.Format(time.DateTime), oneLine(f.Error, 120))
 		}
 		w.Flush()
 	}
 	return nil
 }
 
+// oneLine makes a text from the database or the broker safe to print on
+// a terminal, on one line of at most n characters: terminal escape
+// sequences (CSI, OSC, …) are removed, any other control character and
+// invalid byte becomes a space or U+FFFD, and a long text is cut on a
+// character. A shop's data (a reference, an error Shopping Feed echoed)
+// can thus neither move the cursor nor rewrite what status shows.
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n] + "…"
+	s = strings.Join(strings.Fields(stripControls(s)), " ")
+	if utf8.RuneCountInString(s) > n {
+		r := []rune(s)
+		return string(r[:n]) + "…"
 	}
 	return s
+}
+
+// stripControls removes escape sequences and turns other control
+// characters (C0, DEL, C1) into spaces.
+func stripControls(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	rs := []rune(s)
+	for i := 0; i < len(rs); i++ {
+		r := rs[i]
+		switch {
+		case r == 0x1b || r == 0x9b || r == 0x9d || r == 0x90: // ESC, CSI, OSC, DCS
+			i = escapeEnd(rs, i)
+			b.WriteByte(' ')
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// escapeEnd is the index of the last rune of the escape sequence that
+// starts at rs[i].
+func escapeEnd(rs []rune, i int) int {
+	kind := rs[i]
+	if kind == 0x1b {
+		if i+1 >= len(rs) {
+			return i
+		}
+		switch rs[i+1] {
+		case '[':
+			kind, i = 0x9b, i+1
+		case ']', 'P', '_', '^', 'X':
+			kind, i = 0x9d, i+1
+		default:
+			return i + 1 // a two-character sequence (ESC c, ESC 7, …)
+		}
+	}
+	for j := i + 1; j < len(rs); j++ {
+		r := rs[j]
+		if kind == 0x9b && r >= 0x40 && r <= 0x7e {
+			return j // CSI ends with its final byte
+		}
+		if kind != 0x9b && (r == 0x07 || r == 0x9c) {
+			return j // OSC, DCS … end with BEL or ST
+		}
+		if kind != 0x9b && r == 0x1b && j+1 < len(rs) && rs[j+1] == '\\' {
+			return j + 1 // ESC \ (ST)
+		}
+	}
+	return len(rs) - 1
 }
 
 // ErrNothing is returned when a command found nothing to act on.
