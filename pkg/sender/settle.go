@@ -99,7 +99,13 @@ func (s *Sender) settle(ctx context.Context, m jetstream.Msg, ev events.Change, 
 		}
 		d := min(time.Duration(1<<min(n, 8))*100*time.Millisecond, 30*time.Second)
 		s.log.Warn("order-status message retried", "subject", m.Subject(), "kind", o.reason, "err", o.err, "failures", n, "retry_in", d)
-		next := ev.Deferred(ev.TaskID, time.Now().Add(d)).Msg("retry:"+o.reason, "")
+		// NotBefore is in the database's clock, as the detector's are.
+		offset, oerr := s.clockOffset(ctx)
+		if oerr != nil {
+			err = m.NakWithDelay(d) // the database is unreachable: wait on this message
+			break
+		}
+		next := ev.Deferred(ev.TaskID, time.Now().UTC().Add(offset+d)).Msg("retry:"+o.reason, "")
 		events.SetErrors(next, n)
 		if perr := s.publish(ctx, next); perr != nil {
 			err = m.NakWithDelay(d) // nothing is dropped; counted again on its next failure
