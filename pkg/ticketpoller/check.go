@@ -26,10 +26,12 @@ func (p *Poller) handleCheck(ctx context.Context, msg jetstream.Msg) (time.Durat
 	if d, err := p.passBack(ctx, tc); d > 0 || err != nil {
 		return d, err
 	}
-	return 0, p.check(ctx, tc)
+	return p.check(ctx, tc, false)
 }
 
-// handleWait handles a re-check: NAKed with a delay until it is due.
+// handleWait handles a re-check: NAKed with a delay until it is due. A
+// batch still pending (or held) after the check waits on this same
+// message, NAKed with the next backoff: waiting publishes nothing.
 func (p *Poller) handleWait(ctx context.Context, msg jetstream.Msg) (time.Duration, error) {
 	tc, err := decodeCheck(msg)
 	if err != nil {
@@ -41,7 +43,12 @@ func (p *Poller) handleWait(ctx context.Context, msg jetstream.Msg) (time.Durati
 	if wait := time.Until(p.due(msg, tc)); wait > 5*time.Millisecond {
 		return wait, nil
 	}
-	return 0, p.check(ctx, tc)
+	// The message's attempt does not move while it waits in place: its
+	// deliveries since count as attempts, for the backoff.
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+		tc.Attempt += uint32(min(md.NumDelivered-1, 1000))
+	}
+	return p.check(ctx, tc, true)
 }
 
 // ForeignPassBack is how long a check of another shop database waits
@@ -126,6 +133,11 @@ type batch struct {
 	// tickets are matched against them all, so that the ticket of an
 	// order already resolved is not taken for a stranger.
 	known []knownOrder
+	// inPlace: the check came on the wait subject, and the batch's next
+	// check waits on that message (next says how long) rather than on a
+	// new one.
+	inPlace bool
+	next    time.Duration
 }
 
 type knownOrder struct {
@@ -205,14 +217,22 @@ func (b *batch) attrs() []any {
 
 // check checks one batch. It returns an error only when the check must be
 // retried (the database or the broker failed); everything the API says is
-// an outcome.
-func (p *Poller) check(ctx context.Context, tc events.Batch) error {
+// an outcome. With inPlace, a batch to check again returns the wait before
+// its next check, for its message to be NAKed with; else the next check
+// is published and the wait is 0.
+func (p *Poller) check(ctx context.Context, tc events.Batch, inPlace bool) (time.Duration, error) {
 	tasks, err := p.store.BatchTasks(ctx, tc.BatchID)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	b := newBatch(tc, tasks, time.Now())
+	b.inPlace = inPlace
+	err = p.checkBatch(ctx, b)
+	return b.next, err
+}
+
+func (p *Poller) checkBatch(ctx context.Context, b *batch) error {
 	now := time.Now()
-	b := newBatch(tc, tasks, now)
 	if len(b.live) == 0 {
 		p.m.checks.WithLabelValues("noop").Inc()
 		p.log.Debug("batch has nothing left to check", b.attrs()...)
@@ -460,6 +480,11 @@ func (p *Poller) rescheduleAfter(ctx context.Context, b *batch, result string, w
 		if err := p.store.TouchTasks(ctx, ids); err != nil {
 			return err
 		}
+	}
+	if b.inPlace {
+		b.next = max(wait, time.Millisecond)
+		p.m.checks.WithLabelValues(result).Inc()
+		return nil
 	}
 	next := events.Batch{
 		ShopDB: b.shopDB, StoreID: b.store, ShopID: b.shop, BatchID: b.id, Operation: b.operation,

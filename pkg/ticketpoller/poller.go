@@ -13,7 +13,14 @@
 // header and acks. The wait consumer NAKs such a message with a delay until
 // it is due: a waiting batch holds a slot of the wait consumer (whose
 // MaxAckPending is huge), never one of the consumer new batches arrive on,
-// and no handler ever sleeps.
+// and no handler ever sleeps. A re-check that finds the batch still pending
+// (or held) waits on its own message, NAKed with the next backoff: a batch
+// costs one message on the wait subject however long it waits.
+//
+// A check that fails (an error, not a wait) is published again, due after
+// a backoff, with its failure count (events.HeaderErrors); after
+// MESSAGE_MAX_ERRORS failures it goes to the dead-letter stream. A check
+// of another shop database is NAKed back for that database's pollers.
 //
 // Checks are idempotent: a batch may be checked twice, by two replicas at
 // once, or after the sweeper republished it; the rows are locked while a

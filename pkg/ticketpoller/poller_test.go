@@ -657,3 +657,34 @@ func TestRepeatedCheckFailuresEndOnTheDeadLetterStream(t *testing.T) {
 		t.Fatalf("dead_letters_total = %v", got)
 	}
 }
+
+// A batch pending through many re-checks costs one message on the wait
+// subject: each re-check waits on the message it came on.
+func TestPendingBatchPublishesNothingWhileItWaits(t *testing.T) {
+	e := newEnv(t, func(c *sfsandbox.Config) { c.ScheduledFor, c.RunningFor = 100*time.Millisecond, time.Hour })
+	o := e.newOrder(false)
+	s := e.send([]order{o}, sendOpts{})
+	cfg := testConfig()
+	cfg.BackoffMin, cfg.BackoffMax = 100*time.Millisecond, 200*time.Millisecond
+	e.start(cfg, "p1", nil)
+	str, err := e.js.Stream(e.ctx, broker.TicketsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := func() uint64 {
+		info, err := str.Info(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	eventually(t, 10*time.Second, "three reads", func() bool { return e.ticketReads(s.BatchID) >= 3 })
+	first := msgs()
+	eventually(t, 20*time.Second, "ten more reads", func() bool { return e.ticketReads(s.BatchID) >= 13 })
+	if after := msgs(); after != first || first > 2 {
+		t.Fatalf("the tickets stream went from %d to %d messages while one batch waited (want the check and one re-check)", first, after)
+	}
+	if tk, ok := e.task(s.Tasks[o.ID]); !ok || tk.FailedAt.Valid {
+		t.Fatalf("task %+v", tk)
+	}
+}
