@@ -155,6 +155,10 @@ func tlsConfig(c Config) (*tls.Config, error) {
 const (
 	OrdersStream  = "SFSYNC_ORDERS"
 	TicketsStream = "SFSYNC_TICKETS"
+	// DeadStream keeps the messages the sender and the ticket poller gave
+	// up on (events.DeadSubject) for 30 days: `sfsync status` counts them,
+	// `sfsync retry --dead` sends them again.
+	DeadStream = "SFSYNC_DEAD"
 
 	// SenderConsumer takes due changes; SenderWaitConsumer holds the updates
 	// that wait (shipments), on a consumer of their own so that their delayed
@@ -184,6 +188,12 @@ type Settings struct {
 	// Duplicates is the dedup window (default 10 min: longer than any
 	// restart or gap grace period).
 	Duplicates time.Duration
+	// MaxBytes bounds each stream's store (default 1 GiB). Past it the
+	// oldest messages go (DiscardOld), so publishing never fails for lack
+	// of room: the task table is the truth, and the detector's sweeper
+	// publishes again any task whose message went this way (a task that
+	// makes no progress for SWEEP_AFTER once due).
+	MaxBytes int64
 }
 
 func (s Settings) withDefaults() Settings {
@@ -198,6 +208,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.Duplicates <= 0 {
 		s.Duplicates = 10 * time.Minute
+	}
+	if s.MaxBytes <= 0 {
+		s.MaxBytes = 1 << 30
 	}
 	return s
 }
@@ -235,6 +248,8 @@ func declared(s Settings) declarations {
 				Subjects:    []string{events.OrderStatusPrefix + ".>", events.OrderWaitPrefix + ".>"},
 				Retention:   jetstream.LimitsPolicy,
 				MaxAge:      s.Retention,
+				MaxBytes:    s.MaxBytes,
+				Discard:     jetstream.DiscardOld,
 				Duplicates:  s.Duplicates,
 				Storage:     jetstream.FileStorage,
 				Replicas:    s.Replicas,
@@ -245,7 +260,20 @@ func declared(s Settings) declarations {
 				Subjects:    []string{events.TicketCheckPrefix + ".>", events.TicketWaitPrefix + ".>"},
 				Retention:   jetstream.LimitsPolicy,
 				MaxAge:      s.Retention,
+				MaxBytes:    s.MaxBytes,
+				Discard:     jetstream.DiscardOld,
 				Duplicates:  s.Duplicates,
+				Storage:     jetstream.FileStorage,
+				Replicas:    s.Replicas,
+			},
+			{
+				Name:        DeadStream,
+				Description: "sfsync: messages given up after repeated failures",
+				Subjects:    []string{events.DeadPrefix + ".>"},
+				Retention:   jetstream.LimitsPolicy,
+				MaxAge:      30 * 24 * time.Hour,
+				MaxBytes:    s.MaxBytes,
+				Discard:     jetstream.DiscardOld,
 				Storage:     jetstream.FileStorage,
 				Replicas:    s.Replicas,
 			},

@@ -712,3 +712,90 @@ func testLogger() *slog.Logger {
 	}
 	return logging.Discard()
 }
+
+// lockedBuffer is a log sink the test may read while the detector writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A shop whose order_history was altered (signed, nullable columns, as
+// some modules and old upgrades leave it) holds rows no order can come
+// from: each is skipped once, with an error line naming its id and a
+// record sfsync status shows, and the rows after it flow.
+func TestBadHistoryRowIsSkippedAndTheTailFlows(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		"ALTER TABLE ps_order_history MODIFY id_order INT NULL, MODIFY id_order_state INT NULL, MODIFY date_add DATETIME NULL",
+	} {
+		if _, err := e.db.DB.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, last := e.order(), e.order()
+	var log lockedBuffer
+	r := e.startLogged(testConfig(), "a", slog.New(slog.NewTextHandler(&log, nil)))
+	e.waitLeader(r)
+	hFirst := e.change(first, shopfixture.StateCanceled)
+	var bad []uint64
+	for _, vals := range []string{
+		"NULL, 6, NOW()",                      // no order
+		"-3, 6, NOW()",                        // a negative order id
+		"0, 6, NOW()",                         // order 0
+		itoa(uint64(first)) + ", NULL, NOW()", // no state
+		itoa(uint64(first)) + ", -1, NOW()",   // a negative state
+		itoa(uint64(first)) + ", 6, NULL",     // no date
+	} {
+		res, err := e.db.DB.ExecContext(ctx, "INSERT INTO ps_order_history (id_employee, id_order, id_order_state, date_add) VALUES (0, "+vals+")")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := res.LastInsertId()
+		bad = append(bad, uint64(id))
+	}
+	hLast := e.change(last, shopfixture.StateCanceled)
+	e.eventually(10*time.Second, "the change after the bad rows is published", func() bool { return e.eventsFor(hLast) == 1 })
+	if n := e.eventsFor(hFirst); n != 1 {
+		t.Fatalf("the change before the bad rows: %d events", n)
+	}
+	if ts := e.tasks(last); len(ts) != 1 || ts[0].last != hLast {
+		t.Fatalf("tasks of the order after the bad rows: %+v", ts)
+	}
+	bh, err := e.store.BadHistory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bh.Total != len(bad) || len(bh.Rows) != len(bad) {
+		t.Fatalf("record %+v, want the %d bad rows", bh, len(bad))
+	}
+	for i, id := range bad {
+		if bh.Rows[i].ID != id || bh.Rows[i].Reason == "" {
+			t.Errorf("recorded row %d: %+v, want id %d with a reason", i, bh.Rows[i], id)
+		}
+		line := "history_id=" + itoa(id) + " "
+		if n := strings.Count(log.String(), line); n != 1 {
+			t.Errorf("%d error lines name row %d, want 1", n, id)
+		}
+	}
+	for _, want := range []string{"id_order is NULL", "id_order is negative (-3)", "id_order is 0", "id_order_state is NULL", "id_order_state is negative (-1)", "date_add is NULL"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("no error line says %q", want)
+		}
+	}
+	if got := testutil.ToFloat64(metric(t, r.reg, "sfsync_detector_rows_skipped_total")); got != float64(len(bad)) {
+		t.Fatalf("rows_skipped_total = %v", got)
+	}
+}

@@ -21,6 +21,9 @@ func (d *Detector) dispatch(ctx context.Context, cps *checkpoints, rows []presta
 	if len(rows) == 0 {
 		return nil, nil, nil
 	}
+	if err := d.skipBad(ctx, rows); err != nil {
+		return nil, nil, err
+	}
 	shops := map[uint32]*shoppolicy.Shop{}
 	for _, r := range rows {
 		if _, ok := shops[r.ShopID]; ok || !concerned(r, d.cfg.Targets) {
@@ -65,6 +68,31 @@ func (d *Detector) dispatch(ctx context.Context, cps *checkpoints, rows []presta
 	}
 	futs, err := d.publish(evs, next.Position, taskIDs, hookIDs)
 	return evs, futs, err
+}
+
+// skipBad reports the rows that cannot be used: an error line naming each
+// one's id, and the record `sfsync status` shows. route passes them over,
+// and the position moves past them like any row read, so that one bad row
+// never stops the rows after it.
+func (d *Detector) skipBad(ctx context.Context, rows []prestashop.HistoryRow) error {
+	var bad []prestashop.BadHistoryRow
+	now := time.Now().UTC()
+	for _, r := range rows {
+		if r.Bad != "" {
+			bad = append(bad, prestashop.BadHistoryRow{ID: r.ID, Reason: r.Bad, At: now})
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if err := d.store.RecordBadHistory(ctx, bad); err != nil {
+		return err
+	}
+	for _, b := range bad {
+		d.m.badRows.Inc()
+		d.log.Error("order_history row skipped: it cannot be used", "history_id", b.ID, "err", b.Reason)
+	}
+	return nil
 }
 
 // publish sends one event per routed row, each with its task id and the
@@ -120,8 +148,14 @@ func (d *Detector) observe(ctx context.Context, cp Checkpoint, rows []prestashop
 	if last, err := d.store.MaxHistoryID(ctx); err == nil && last >= cp.Position {
 		d.m.lagRows.Set(float64(last - cp.Position))
 	}
-	if now, err := d.store.Now(ctx); err == nil && len(rows) > 0 {
-		d.m.lagSeconds.Set(max0(now.Sub(rows[len(rows)-1].At).Seconds()))
+	for i := len(rows) - 1; i >= 0; i-- {
+		if rows[i].Bad != "" {
+			continue // no date to go by
+		}
+		if now, err := d.store.Now(ctx); err == nil {
+			d.m.lagSeconds.Set(max0(now.Sub(rows[i].At).Seconds()))
+		}
+		break
 	}
 }
 

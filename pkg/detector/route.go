@@ -25,10 +25,10 @@ type routed struct {
 }
 
 // concerned reports whether a row may concern a target, and so needs its
-// shop looked up: an order of a known shop that is a Shopping Feed order,
+// shop looked up: a usable row (see skipBad) of an order of a known shop that is a Shopping Feed order,
 // or any order when the webhook takes them all.
 func concerned(r prestashop.HistoryRow, t targets.Config) bool {
-	return r.ShopID != 0 && (r.SF || t.AllOrders())
+	return r.Bad == "" && r.ShopID != 0 && (r.SF || t.AllOrders())
 }
 
 // route decides what each row becomes, in row order. shops holds the shop

@@ -80,7 +80,7 @@ func (d *Detector) sweepOnce(ctx context.Context, after time.Duration) (int, err
 		case prestashop.ActionCheckTicketStatus:
 			b, ok := batches[t.BatchID]
 			if !ok {
-				b = &events.Batch{StoreID: t.StoreID, ShopID: t.ShopID, BatchID: t.BatchID, Operation: t.Operation,
+				b = &events.Batch{ShopDB: d.shopDB, StoreID: t.StoreID, ShopID: t.ShopID, BatchID: t.BatchID, Operation: t.Operation,
 					TokenID: t.TokenID, FirstSeen: now}
 				batches[t.BatchID] = b
 				order = append(order, t.BatchID)

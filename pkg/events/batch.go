@@ -15,6 +15,9 @@ import (
 // Feed batch whose tickets the poller follows. See
 // proto/sfsync/v1/events.proto for each field's meaning.
 type Batch struct {
+	// ShopDB names the shop database of the batch's tasks; "" when the
+	// producer did not say (any poller takes it).
+	ShopDB    string
 	StoreID   string
 	ShopID    uint32
 	BatchID   string
@@ -49,7 +52,7 @@ func (b Batch) Subject() string {
 // proto is the one place a TicketCheck is built.
 func (b Batch) proto() *sfsyncv1.TicketCheck {
 	tc := &sfsyncv1.TicketCheck{StoreId: b.StoreID, ShopId: b.ShopID, BatchId: b.BatchID, Operation: b.Operation,
-		Attempt: b.Attempt, FirstSeen: stamp(b.FirstSeen), TokenId: b.TokenID}
+		Attempt: b.Attempt, FirstSeen: stamp(b.FirstSeen), TokenId: b.TokenID, ShopDb: b.ShopDB}
 	for _, o := range b.Orders {
 		tc.Orders = append(tc.Orders, &sfsyncv1.TicketOrder{OrderId: o.OrderID, TaskId: o.TaskID,
 			SfOrderId: o.SFOrderID, Reference: o.Reference, Channel: o.Channel})
@@ -85,7 +88,7 @@ func DecodeBatch(data []byte, h nats.Header) (Batch, error) {
 	if err := decoder.Unmarshal(data, &tc); err != nil {
 		return Batch{}, fmt.Errorf("decode ticket check: %w", err)
 	}
-	b := Batch{StoreID: tc.StoreId, ShopID: tc.ShopId, BatchID: tc.BatchId, Operation: tc.Operation,
+	b := Batch{ShopDB: tc.ShopDb, StoreID: tc.StoreId, ShopID: tc.ShopId, BatchID: tc.BatchId, Operation: tc.Operation,
 		TokenID: tc.TokenId, Attempt: tc.Attempt}
 	if t := asTime(tc.FirstSeen); t.Unix() > 0 {
 		b.FirstSeen = t

@@ -3,7 +3,12 @@ package prestashop
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,6 +23,11 @@ type HistoryRow struct {
 	ShopID uint32
 	// SF is true for a Shopping Feed order (it has a shoppingfeed_order row).
 	SF bool
+	// Bad says why the row cannot be used (an order id, state or date that
+	// is missing or out of range); "" for a good row. A bad row still
+	// counts as read, so that the rows after it flow, and carries nothing
+	// else but its ID.
+	Bad string
 }
 
 // IDRange is an inclusive range of ids.
@@ -67,16 +77,101 @@ func (s *Store) history(ctx context.Context, q string, args ...any) ([]HistoryRo
 	defer rows.Close()
 	var out []HistoryRow
 	for rows.Next() {
-		var r HistoryRow
-		if err := rows.Scan(&r.ID, &r.OrderID, &r.StateID, &r.At, &r.ShopID, &r.SF); err != nil {
+		// Everything but the primary key is scanned loose and checked
+		// here: one row that does not fit must not fail the read of those
+		// after it.
+		var id uint64
+		var order, state, at, shop, sf any
+		if err := rows.Scan(&id, &order, &state, &at, &shop, &sf); err != nil {
 			return nil, fmt.Errorf("read order history: %w", err)
 		}
-		out = append(out, r)
+		out = append(out, historyRow(id, order, state, at, shop, sf))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read order history: %w", err)
 	}
 	return out, nil
+}
+
+// historyRow checks the loose values of one order_history row.
+func historyRow(id uint64, order, state, at, shop, sf any) HistoryRow {
+	r := HistoryRow{ID: id}
+	var bad []string
+	orderID, err := uintValue(order, math.MaxUint32)
+	switch {
+	case err != nil:
+		bad = append(bad, "id_order "+err.Error())
+	case orderID == 0:
+		bad = append(bad, "id_order is 0")
+	}
+	stateID, err := uintValue(state, math.MaxUint32)
+	if err != nil {
+		bad = append(bad, "id_order_state "+err.Error())
+	}
+	t, err := timeValue(at)
+	if err != nil {
+		bad = append(bad, "date_add "+err.Error())
+	}
+	if len(bad) > 0 {
+		r.Bad = strings.Join(bad, "; ")
+		return r
+	}
+	r.OrderID, r.StateID, r.At = uint32(orderID), uint32(stateID), t
+	// The joined columns: COALESCE gives 0 for a missing order, and an id
+	// out of range is a shop sfsync cannot know.
+	if v, err := uintValue(shop, math.MaxUint32); err == nil {
+		r.ShopID = uint32(v)
+	}
+	if v, err := uintValue(sf, 1); err == nil {
+		r.SF = v == 1
+	}
+	return r
+}
+
+// uintValue reads a column value scanned into any as an integer from 0 to
+// max.
+func uintValue(v any, max uint64) (uint64, error) {
+	var n uint64
+	switch x := v.(type) {
+	case nil:
+		return 0, errors.New("is NULL")
+	case int64:
+		if x < 0 {
+			return 0, fmt.Errorf("is negative (%d)", x)
+		}
+		n = uint64(x)
+	case uint64:
+		n = x
+	case []byte:
+		u, err := strconv.ParseUint(strings.TrimSpace(string(x)), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("is not a whole number (%q)", ColumnText(string(x), 40))
+		}
+		n = u
+	default:
+		return 0, fmt.Errorf("is not a whole number (%T)", v)
+	}
+	if n > max {
+		return 0, fmt.Errorf("is out of range (%d)", n)
+	}
+	return n, nil
+}
+
+// timeValue reads a DATETIME scanned into any (the connection parses
+// times); the zero date of a non-strict server is refused.
+func timeValue(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case nil:
+		return time.Time{}, errors.New("is NULL")
+	case time.Time:
+		if x.IsZero() {
+			return time.Time{}, errors.New("is the zero date")
+		}
+		return x, nil
+	case []byte:
+		return time.Time{}, fmt.Errorf("is not a date (%q)", ColumnText(string(x), 40))
+	}
+	return time.Time{}, fmt.Errorf("is not a date (%T)", v)
 }
 
 // MaxHistoryID is the highest order_history id, 0 for an empty log.
@@ -146,4 +241,74 @@ func (s *Store) LockHistoryRange(ctx context.Context, lo, hi uint64, nowait bool
 	err = rows.Err()
 	rows.Close()
 	return n, err
+}
+
+// BadHistoryRow is an order_history row the detector skipped because it
+// could not be used (HistoryRow.Bad).
+type BadHistoryRow struct {
+	ID     uint64    `json:"id"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"seen_at"`
+}
+
+// BadHistory is what sfsync_meta keeps of the skipped rows: how many there
+// were, and the last BadHistoryKept of them.
+type BadHistory struct {
+	Total int             `json:"total"`
+	Rows  []BadHistoryRow `json:"rows"`
+}
+
+// BadHistoryKept is how many skipped rows sfsync_meta lists.
+const BadHistoryKept = 50
+
+const badHistoryMeta = "detector.bad_history_rows"
+
+// RecordBadHistory adds skipped rows to the list `sfsync status` shows. A
+// row already listed (read again after a replay or a retried batch) is not
+// counted twice.
+func (s *Store) RecordBadHistory(ctx context.Context, rows []BadHistoryRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	bh, err := s.BadHistory(ctx)
+	if err != nil {
+		return err
+	}
+	listed := map[uint64]bool{}
+	for _, r := range bh.Rows {
+		listed[r.ID] = true
+	}
+	for _, r := range rows {
+		if listed[r.ID] {
+			continue
+		}
+		listed[r.ID] = true
+		r.Reason = ColumnText(r.Reason, 300)
+		bh.Rows = append(bh.Rows, r)
+		bh.Total++
+	}
+	sort.Slice(bh.Rows, func(i, j int) bool { return bh.Rows[i].ID < bh.Rows[j].ID })
+	if n := len(bh.Rows); n > BadHistoryKept {
+		bh.Rows = bh.Rows[n-BadHistoryKept:]
+	}
+	b, err := json.Marshal(bh)
+	if err != nil {
+		return fmt.Errorf("record skipped order_history rows: %w", err)
+	}
+	return s.SetMeta(ctx, badHistoryMeta, string(b))
+}
+
+// BadHistory reads the skipped rows' record; empty when there is none.
+func (s *Store) BadHistory(ctx context.Context) (BadHistory, error) {
+	var bh BadHistory
+	v, ok, err := s.Meta(ctx, badHistoryMeta)
+	if err != nil || !ok || v == "" {
+		return bh, err
+	}
+	if err := json.Unmarshal([]byte(v), &bh); err != nil {
+		// A record nobody can read is started again rather than blocking
+		// the detector.
+		return BadHistory{}, nil
+	}
+	return bh, nil
 }

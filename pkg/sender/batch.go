@@ -260,6 +260,9 @@ func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items
 	}
 	tc := events.Batch{StoreID: k.storeID, ShopID: items[0].shopID, BatchID: batchID, Operation: string(k.op),
 		TokenID: k.tokenID, FirstSeen: time.Now()}
+	// Name the shop database, so that only its own pollers read the batch
+	// (an unnamed check is any poller's).
+	tc.ShopDB, _ = s.ownDB(ctx)
 	for _, it := range items {
 		tc.Orders = append(tc.Orders, events.BatchOrder{OrderID: it.task.OrderID, TaskID: it.task.ID, SFOrderID: it.sfID, Reference: it.ref, Channel: it.channel})
 	}

@@ -56,8 +56,22 @@ type Config struct {
 	SFToken     config.Secret `env:"SF_TOKEN"`
 	SFStoreID   string        `env:"SF_STORE_ID"`
 	SettingsTTL time.Duration `env:"SETTINGS_TTL, default=5s"`
+	// MaxErrors is how many times the handler may fail on one message (an
+	// error, not a hold) before it goes to the dead-letter stream; 0 means
+	// DefaultMaxErrors.
+	MaxErrors int `env:"MESSAGE_MAX_ERRORS, default=20"`
 	// Targets says where updates go (Shopping Feed, a webhook).
 	Targets targets.Config
+}
+
+// DefaultMaxErrors is MESSAGE_MAX_ERRORS's default.
+const DefaultMaxErrors = 20
+
+func (c Config) maxErrors() int {
+	if c.MaxErrors <= 0 {
+		return DefaultMaxErrors
+	}
+	return c.MaxErrors
 }
 
 // Validate checks the values.

@@ -15,6 +15,8 @@ type metrics struct {
 	alreadyApplied prometheus.Counter
 	deferred       *prometheus.CounterVec
 	sent           *prometheus.CounterVec
+	foreign        prometheus.Counter
+	dead           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,10 +34,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		alreadyApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_already_applied_total",
 			Help: "Updates an earlier attempt had sent without recording the outcome, found applied at Shopping Feed and not sent again."}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_deferred_total", Help: "Updates put back to wait, by reason."}, []string{"reason"}),
+		foreign:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_foreign_events_total", Help: "Events of another shop database passed back to the broker for that database's senders."}),
+		dead:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_dead_letters_total", Help: "Messages given up to the dead-letter stream (SFSYNC_DEAD) after MESSAGE_MAX_ERRORS failures, or unreadable."}),
 		sent:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_orders_sent_total", Help: "Orders accepted by Shopping Feed, by operation."}, []string{"operation"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.alreadyApplied, m.deferred, m.sent)
+		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.alreadyApplied, m.deferred, m.sent, m.foreign, m.dead)
 	}
 	return m
 }

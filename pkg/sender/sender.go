@@ -54,7 +54,9 @@ type Sender struct {
 
 	muReport sync.Mutex
 	reported map[string]time.Time
-	drain    time.Duration
+	// shopDB is this sender's shop database, once read (ownDB).
+	shopDB string
+	drain  time.Duration
 
 	// The webhook target.
 	hookClient *http.Client
@@ -106,7 +108,7 @@ func New(cfg Config, d Deps) (*Sender, error) {
 		if pc.Hook, err = targets.LoadMapping(cfg.Targets.Hook.MappingFile); err != nil {
 			return nil, err
 		}
-		s.hookClient = &http.Client{Timeout: cfg.Targets.Hook.Timeout}
+		s.hookClient = webhookClient(cfg.Targets.Hook.Timeout)
 		s.signer = webhook.Signer{KeyID: cfg.Targets.Hook.KeyID, Secret: cfg.Targets.Hook.Secret}
 	}
 	if len(s.instance) > 64 {
@@ -226,6 +228,15 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) (even
 	if err != nil {
 		return ev, terminated(err)
 	}
+	if ev.ShopDB != "" {
+		own, err := s.ownDB(ctx)
+		if err != nil {
+			return ev, retryLater("database", err)
+		}
+		if ev.ShopDB != own {
+			return ev, s.passBack(ev, own)
+		}
+	}
 	action := prestashop.ActionSyncStatus
 	if ev.Webhook() {
 		action = prestashop.ActionWebhook
@@ -287,6 +298,49 @@ func (s *Sender) slot(key string) (release func()) {
 	sem := ch.(chan struct{})
 	sem <- struct{}{}
 	return func() { <-sem }
+}
+
+// ForeignPassBack is how long an event of another shop database waits
+// before the broker offers it again, to any sender of the durable consumer
+// (which every database on the broker shares).
+const ForeignPassBack = 500 * time.Millisecond
+
+// passBack NAKs an event of another shop database, never acks it, so that
+// a sender of its own database takes it: it names an order of that
+// database, which this sender must not look up in its own. An event that
+// names no database (published before events named it) is this sender's.
+func (s *Sender) passBack(ev events.Change, own string) outcome {
+	s.m.foreign.Inc()
+	s.muReport.Lock()
+	key := "foreign." + ev.ShopDB
+	loud := time.Since(s.reported[key]) >= time.Minute
+	if loud {
+		s.reported[key] = time.Now()
+	}
+	s.muReport.Unlock()
+	if loud {
+		s.log.Warn("events of another shop database reach this sender: passed back for its own senders; give each shop database its own broker or account",
+			"shop_db", ev.ShopDB, "own_shop_db", own, "order_id", ev.OrderID)
+	}
+	return nakAfter(ForeignPassBack)
+}
+
+// ownDB is the name of this sender's shop database, read once.
+func (s *Sender) ownDB(ctx context.Context) (string, error) {
+	s.muReport.Lock()
+	db := s.shopDB
+	s.muReport.Unlock()
+	if db != "" {
+		return db, nil
+	}
+	db, err := s.store.DatabaseName(ctx)
+	if err != nil {
+		return "", err
+	}
+	s.muReport.Lock()
+	s.shopDB = db
+	s.muReport.Unlock()
+	return db, nil
 }
 
 // release forgets an item this replica held.

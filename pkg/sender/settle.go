@@ -2,8 +2,10 @@ package sender
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sfsync/sfsync/pkg/events"
@@ -26,14 +28,21 @@ const (
 	ack
 	// nak: redeliver the message after a delay.
 	nak
-	// retry: a transient error (the database, the broker); redeliver with a
-	// backoff that grows with the deliveries.
+	// retry: an error (the database, the broker): the event is published
+	// again on the wait subject, due after a backoff that grows with its
+	// failure count (events.HeaderErrors), and the message acked; after
+	// Config.MaxErrors failures it is given up to the dead-letter stream
+	// instead. Holds never count: only errors are failures.
 	retry
-	// term: a message no retry can make usable.
+	// term: a message no retry can make usable: terminated, and a copy
+	// kept on the dead-letter stream.
 	term
-	// wait: the update waits; it is published again on the wait subject,
-	// due after the delay in the database's clock, and the message acked
-	// (NAKed with the delay if that publish fails: nothing is dropped).
+	// wait: the update waits. A message of the wait lane waits as it is:
+	// NAKed with the delay, so waiting publishes nothing, however many
+	// hold periods it lasts. A message of the due lane moves once to the
+	// wait lane: it is published again on the wait subject, due after the
+	// delay in the database's clock, and acked (NAKed with the delay if
+	// that publish fails: nothing is dropped).
 	wait
 )
 
@@ -76,19 +85,46 @@ func (s *Sender) settle(ctx context.Context, m jetstream.Msg, ev events.Change, 
 		err = m.NakWithDelay(o.delay)
 	case retry:
 		s.m.errors.WithLabelValues(o.reason).Inc()
-		n := uint64(1)
-		if md, merr := m.Metadata(); merr == nil {
-			n = md.NumDelivered
+		n := events.Errors(m.Headers()) + 1
+		if n >= s.cfg.maxErrors() {
+			s.log.Error("order-status message given up after repeated failures: kept on the dead-letter stream (sfsync retry --dead)",
+				"subject", m.Subject(), "order_id", ev.OrderID, "failures", n, "kind", o.reason, "err", o.err)
+			if derr := s.deadLetter(ctx, m, o.err); derr != nil {
+				s.log.Warn("publish dead letter, retrying", "subject", m.Subject(), "err", derr)
+				err = m.NakWithDelay(30 * time.Second) // nothing is dropped
+			} else {
+				err = m.Ack()
+			}
+			break
 		}
 		d := min(time.Duration(1<<min(n, 8))*100*time.Millisecond, 30*time.Second)
-		s.log.Warn("order-status message retried", "subject", m.Subject(), "kind", o.reason, "err", o.err, "retry_in", d)
-		err = m.NakWithDelay(d)
+		s.log.Warn("order-status message retried", "subject", m.Subject(), "kind", o.reason, "err", o.err, "failures", n, "retry_in", d)
+		// NotBefore is in the database's clock, as the detector's are.
+		offset, oerr := s.clockOffset(ctx)
+		if oerr != nil {
+			err = m.NakWithDelay(d) // the database is unreachable: wait on this message
+			break
+		}
+		next := ev.Deferred(ev.TaskID, time.Now().UTC().Add(offset+d)).Msg("retry:"+o.reason, "")
+		events.SetErrors(next, n)
+		if perr := s.publish(ctx, next); perr != nil {
+			err = m.NakWithDelay(d) // nothing is dropped; counted again on its next failure
+		} else {
+			err = m.Ack()
+		}
 	case term:
 		s.m.errors.WithLabelValues("bad_message").Inc()
-		s.log.Error("bad order-status message terminated", "subject", m.Subject(), "err", o.err, "body", truncate(string(m.Data()), 200))
+		s.log.Error("bad order-status message terminated: kept on the dead-letter stream", "subject", m.Subject(), "err", o.err, "body", truncate(string(m.Data()), 200))
+		if derr := s.deadLetter(ctx, m, o.err); derr != nil {
+			s.log.Warn("keep a bad message on the dead-letter stream", "subject", m.Subject(), "err", derr)
+		}
 		err = m.Term()
 	case wait:
 		s.m.deferred.WithLabelValues(o.reason).Inc()
+		if onWaitLane(m) {
+			err = m.NakWithDelay(o.delay)
+			break
+		}
 		next := ev.Deferred(o.task.ID, o.task.Now.Add(o.delay))
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_, perr := s.js.PublishMsg(pctx, next.Msg("wait:"+o.reason, ""))
@@ -104,6 +140,33 @@ func (s *Sender) settle(ctx context.Context, m jetstream.Msg, ev events.Change, 
 		// The message comes back after AckWait; its task row decides again.
 		s.log.Warn("settle order-status message", "subject", m.Subject(), "outcome", o.kind.String(), "err", err)
 	}
+}
+
+// publish publishes msg within 5 s, even while shutting down.
+func (s *Sender) publish(ctx context.Context, msg *nats.Msg) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := s.js.PublishMsg(pctx, msg)
+	return err
+}
+
+// deadLetter publishes a copy of m, given up, to the dead-letter stream;
+// the caller settles m.
+func (s *Sender) deadLetter(ctx context.Context, m jetstream.Msg, cause error) error {
+	reason := "unknown error"
+	if cause != nil {
+		reason = cause.Error()
+	}
+	if err := s.publish(ctx, events.DeadLetter(m.Subject(), m.Data(), m.Headers(), "sender "+s.instance, reason)); err != nil {
+		return err
+	}
+	s.m.dead.Inc()
+	return nil
+}
+
+// onWaitLane reports whether m came on the wait lane's subjects.
+func onWaitLane(m jetstream.Msg) bool {
+	return strings.HasPrefix(m.Subject(), events.OrderWaitPrefix+".")
 }
 
 // conclude forgets an item this replica held and settles its message.

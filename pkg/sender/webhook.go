@@ -129,6 +129,17 @@ func (s *Sender) prepareWebhook(ctx context.Context, it *item) outcome {
 	return takenByBatch()
 }
 
+// webhookClient posts updates to the webhook. It follows no redirect: the
+// request carries a signature over its body and the receiver's URL is the
+// operator's; a 3xx is a refusal like any other 4xx, naming where it
+// pointed, rather than the signed update going somewhere else.
+func webhookClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // hookError is a webhook answer to retry later.
 type hookError struct {
 	status int
@@ -192,6 +203,10 @@ func (s *Sender) postWebhook(ctx context.Context, it *item, status string, body 
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		s.m.calls.WithLabelValues(string(opWebhook), "retry").Inc()
 		return s.retryHook(ctx, it, &hookError{status: code, wait: retryAfter(resp.Header.Get("Retry-After")), msg: oneLine(string(snippet))})
+	case code >= 300 && code < 400:
+		s.m.calls.WithLabelValues(string(opWebhook), "rejected").Inc()
+		return s.fail(ctx, it, fmt.Sprintf("webhook answered the %s update of order %d with HTTP %d, a redirect to %.200q: redirects are not followed; set WEBHOOK_URL to the final address",
+			status, it.task.OrderID, code, resp.Header.Get("Location")))
 	default:
 		s.m.calls.WithLabelValues(string(opWebhook), "rejected").Inc()
 		return s.fail(ctx, it, fmt.Sprintf("webhook refused the %s update of order %d: HTTP %d: %s", status, it.task.OrderID, code, oneLine(string(snippet))))

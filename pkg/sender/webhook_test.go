@@ -384,3 +384,43 @@ func TestWebhookNetworkErrorHidesCredentials(t *testing.T) {
 		t.Fatal("the failure is not in the process log")
 	}
 }
+
+// A receiver that answers with a redirect does not get the signed update
+// sent somewhere else: the redirect is not followed, and the task fails
+// once with a message naming where it pointed.
+func TestWebhookRedirectIsNotFollowed(t *testing.T) {
+	var elsewhere, asked int32
+	var mu sync.Mutex
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		elsewhere++
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(other.Close)
+	r := newReceiver(t)
+	r.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.ReadAll(req.Body) // else the answer may race the body still sent
+		mu.Lock()
+		asked++
+		mu.Unlock()
+		http.Redirect(w, req, other.URL+"/stolen", http.StatusTemporaryRedirect)
+	})
+	tg := hookTargets(r, "webhook", "all", "none", "")
+	p := newPipeline(t, options{targets: tg})
+	cfg := senderConfig()
+	cfg.Targets = tg
+	p.startSender(cfg, "s1")
+	o := p.plainOrder("")
+	p.change(o, shopfixture.StateCanceled)
+	p.eventually(5*time.Second, "task failed", func() bool { ts := p.tasks(o); return len(ts) == 1 && ts[0].failed })
+	ts := p.tasks(o)
+	if !strings.Contains(ts[0].errMsg, "HTTP 307") || !strings.Contains(ts[0].errMsg, other.URL+"/stolen") || !strings.Contains(ts[0].errMsg, "not followed") {
+		t.Fatalf("stored error %q", ts[0].errMsg)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked != 1 || elsewhere != 0 {
+		t.Fatalf("%d requests to the webhook, %d to where it redirected; want 1 and 0", asked, elsewhere)
+	}
+}

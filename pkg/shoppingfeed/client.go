@@ -118,6 +118,13 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 		t.MaxIdleConnsPerHost = 32
 		c.hc = &http.Client{Transport: t}
 	}
+	// Redirects are never followed: net/http would send the Authorization
+	// header again to a redirect on the same host, and the body of a
+	// POST again on a 307 or 308. A 3xx is an APIError like any refusal,
+	// naming where it pointed. The caller's client is copied, not changed.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	if c.pageSize < 1 || c.pageSize > DefaultTicketPageSize {
 		return nil, fmt.Errorf("shoppingfeed: ticket page size %d is not between 1 and %d", c.pageSize, DefaultTicketPageSize)
 	}
@@ -291,6 +298,12 @@ func (c *Client) apiError(cl call, res response, attempt int) *APIError {
 			ae.Title = strings.ReplaceAll(ae.Title, s.Reveal(), "[redacted]")
 			ae.Detail = strings.ReplaceAll(ae.Detail, s.Reveal(), "[redacted]")
 			ae.Type = strings.ReplaceAll(ae.Type, s.Reveal(), "[redacted]")
+		}
+	}
+	if res.status >= 300 && res.status < 400 {
+		ae.Detail = "redirect not followed (it would carry the token)"
+		if loc := res.header.Get("Location"); loc != "" {
+			ae.Detail = fmt.Sprintf("redirect to %.200q not followed (it would carry the token)", loc)
 		}
 	}
 	if res.status == http.StatusTooManyRequests || res.status >= 500 {

@@ -23,19 +23,75 @@ func (p *Poller) handleCheck(ctx context.Context, msg jetstream.Msg) (time.Durat
 	if err != nil {
 		return 0, err
 	}
-	return 0, p.check(ctx, tc)
+	if d, err := p.passBack(ctx, tc); d > 0 || err != nil {
+		return d, err
+	}
+	return p.check(ctx, tc, false)
 }
 
-// handleWait handles a re-check: NAKed with a delay until it is due.
+// handleWait handles a re-check: NAKed with a delay until it is due. A
+// batch still pending (or held) after the check waits on this same
+// message, NAKed with the next backoff: waiting publishes nothing.
 func (p *Poller) handleWait(ctx context.Context, msg jetstream.Msg) (time.Duration, error) {
 	tc, err := decodeCheck(msg)
 	if err != nil {
 		return 0, err
 	}
+	if d, err := p.passBack(ctx, tc); d > 0 || err != nil {
+		return d, err
+	}
 	if wait := time.Until(p.due(msg, tc)); wait > 5*time.Millisecond {
 		return wait, nil
 	}
-	return 0, p.check(ctx, tc)
+	// The message's attempt does not move while it waits in place: its
+	// deliveries since count as attempts, for the backoff.
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+		tc.Attempt += uint32(min(md.NumDelivered-1, 1000))
+	}
+	return p.check(ctx, tc, true)
+}
+
+// ForeignPassBack is how long a check of another shop database waits
+// before the broker offers it again (to any poller of the durable
+// consumer, which is shared by every database on the broker).
+const ForeignPassBack = 500 * time.Millisecond
+
+// passBack returns ForeignPassBack for a check of another shop database:
+// it is NAKed, never acked, so that a poller of its own database takes it.
+// A check that names no database (published before checks named it) is
+// this poller's.
+func (p *Poller) passBack(ctx context.Context, tc events.Batch) (time.Duration, error) {
+	if tc.ShopDB == "" {
+		return 0, nil
+	}
+	own, err := p.ownDB(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if tc.ShopDB == own {
+		return 0, nil
+	}
+	p.m.foreign.Inc()
+	if p.loudOnce("foreign." + tc.ShopDB) {
+		p.log.Warn("checks of another shop database reach this poller: passed back for its own pollers; give each shop database its own broker or account",
+			"shop_db", tc.ShopDB, "own_shop_db", own, "batch_id", tc.BatchID)
+	}
+	return ForeignPassBack, nil
+}
+
+// ownDB is the name of this poller's shop database, read once.
+func (p *Poller) ownDB(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shopDB != "" {
+		return p.shopDB, nil
+	}
+	db, err := p.store.DatabaseName(ctx)
+	if err != nil {
+		return "", err
+	}
+	p.shopDB = db
+	return db, nil
 }
 
 // due is when a re-check is due: its Sfsync-Due header, else its publish
@@ -61,6 +117,7 @@ func decodeCheck(msg jetstream.Msg) (events.Batch, error) {
 // batch is what a check knows of one batch: the message merged with the
 // task table.
 type batch struct {
+	shopDB    string
 	id        string
 	store     string
 	shop      uint32
@@ -76,6 +133,11 @@ type batch struct {
 	// tickets are matched against them all, so that the ticket of an
 	// order already resolved is not taken for a stranger.
 	known []knownOrder
+	// inPlace: the check came on the wait subject, and the batch's next
+	// check waits on that message (next says how long) rather than on a
+	// new one.
+	inPlace bool
+	next    time.Duration
 }
 
 type knownOrder struct {
@@ -85,7 +147,7 @@ type knownOrder struct {
 }
 
 func newBatch(tc events.Batch, tasks []prestashop.TicketTask, now time.Time) *batch {
-	b := &batch{id: tc.BatchID, store: tc.StoreID, shop: tc.ShopID, tokenID: tc.TokenID, operation: tc.Operation, attempt: tc.Attempt,
+	b := &batch{shopDB: tc.ShopDB, id: tc.BatchID, store: tc.StoreID, shop: tc.ShopID, tokenID: tc.TokenID, operation: tc.Operation, attempt: tc.Attempt,
 		firstSeen: tc.FirstSeen}
 	sent := map[uint64]*events.BatchOrder{}
 	for i, o := range tc.Orders {
@@ -155,14 +217,22 @@ func (b *batch) attrs() []any {
 
 // check checks one batch. It returns an error only when the check must be
 // retried (the database or the broker failed); everything the API says is
-// an outcome.
-func (p *Poller) check(ctx context.Context, tc events.Batch) error {
+// an outcome. With inPlace, a batch to check again returns the wait before
+// its next check, for its message to be NAKed with; else the next check
+// is published and the wait is 0.
+func (p *Poller) check(ctx context.Context, tc events.Batch, inPlace bool) (time.Duration, error) {
 	tasks, err := p.store.BatchTasks(ctx, tc.BatchID)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	b := newBatch(tc, tasks, time.Now())
+	b.inPlace = inPlace
+	err = p.checkBatch(ctx, b)
+	return b.next, err
+}
+
+func (p *Poller) checkBatch(ctx context.Context, b *batch) error {
 	now := time.Now()
-	b := newBatch(tc, tasks, now)
 	if len(b.live) == 0 {
 		p.m.checks.WithLabelValues("noop").Inc()
 		p.log.Debug("batch has nothing left to check", b.attrs()...)
@@ -411,8 +481,13 @@ func (p *Poller) rescheduleAfter(ctx context.Context, b *batch, result string, w
 			return err
 		}
 	}
+	if b.inPlace {
+		b.next = max(wait, time.Millisecond)
+		p.m.checks.WithLabelValues(result).Inc()
+		return nil
+	}
 	next := events.Batch{
-		StoreID: b.store, ShopID: b.shop, BatchID: b.id, Operation: b.operation,
+		ShopDB: b.shopDB, StoreID: b.store, ShopID: b.shop, BatchID: b.id, Operation: b.operation,
 		Attempt: b.attempt + 1, FirstSeen: b.firstSeen, TokenID: b.tokenID, Due: time.Now().Add(wait),
 	}
 	for _, t := range b.live {

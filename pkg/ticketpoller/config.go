@@ -26,6 +26,9 @@ type Config struct {
 	Concurrency int `env:"TICKET_CONCURRENCY, default=16"`
 	// CheckTimeout bounds one check's API read, rate-limit waits included.
 	CheckTimeout time.Duration `env:"TICKET_CHECK_TIMEOUT, default=2m"`
+	// MaxErrors is how many times a check may fail (an error, not a wait)
+	// before it goes to the dead-letter stream; 0 means 20.
+	MaxErrors int `env:"MESSAGE_MAX_ERRORS, default=20"`
 
 	// ReportInterval is how often new failures are mailed.
 	ReportInterval time.Duration `env:"REPORT_INTERVAL, default=15m"`
@@ -97,4 +100,11 @@ func (c Config) backoff(n uint32) time.Duration {
 		return c.BackoffMax
 	}
 	return d
+}
+
+func (c Config) maxErrors() int {
+	if c.MaxErrors <= 0 {
+		return 20
+	}
+	return c.MaxErrors
 }

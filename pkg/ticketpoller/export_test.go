@@ -13,11 +13,11 @@ func SetHoldFor(p *Poller, d time.Duration) { p.holdFor = d }
 type Metrics struct {
 	Resolved, Reads, Checks, Reports *prometheus.CounterVec
 	Resolve                          *prometheus.HistogramVec
-	Unmatched                        prometheus.Counter
+	Unmatched, Foreign, Dead         prometheus.Counter
 }
 
 // Metrics returns the poller's collectors.
 func (p *Poller) Metrics() Metrics {
 	return Metrics{Resolved: p.m.resolved, Reads: p.m.reads,
-		Checks: p.m.checks, Reports: p.m.reports, Resolve: p.m.resolve, Unmatched: p.m.unmatched}
+		Checks: p.m.checks, Reports: p.m.reports, Resolve: p.m.resolve, Unmatched: p.m.unmatched, Foreign: p.m.foreign, Dead: p.m.dead}
 }

@@ -19,6 +19,8 @@ type metrics struct {
 	reads     *prometheus.CounterVec
 	checks    *prometheus.CounterVec
 	unmatched prometheus.Counter
+	foreign   prometheus.Counter
+	dead      prometheus.Counter
 	reports   *prometheus.CounterVec
 }
 
@@ -45,13 +47,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sfsync_ticketpoller_unmatched_tickets_total",
 			Help: "Tickets that matched no task row of their batch (logged).",
 		}),
+		foreign: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sfsync_ticketpoller_foreign_checks_total",
+			Help: "Checks of another shop database passed back to the broker for that database's pollers.",
+		}),
+		dead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sfsync_ticketpoller_dead_letters_total",
+			Help: "Checks given up to the dead-letter stream (SFSYNC_DEAD) after MESSAGE_MAX_ERRORS failures, or unreadable.",
+		}),
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sfsync_ticketpoller_reports_total",
 			Help: "Error reports, by result: sent (mailed), logged (no SMTP_URL), failed (retried next interval).",
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.resolved, m.resolve, m.reads, m.checks, m.unmatched, m.reports} {
+		for _, c := range []prometheus.Collector{m.resolved, m.resolve, m.reads, m.checks, m.unmatched, m.foreign, m.dead, m.reports} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

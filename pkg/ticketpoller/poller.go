@@ -13,7 +13,14 @@
 // header and acks. The wait consumer NAKs such a message with a delay until
 // it is due: a waiting batch holds a slot of the wait consumer (whose
 // MaxAckPending is huge), never one of the consumer new batches arrive on,
-// and no handler ever sleeps.
+// and no handler ever sleeps. A re-check that finds the batch still pending
+// (or held) waits on its own message, NAKed with the next backoff: a batch
+// costs one message on the wait subject however long it waits.
+//
+// A check that fails (an error, not a wait) is published again, due after
+// a backoff, with its failure count (events.HeaderErrors); after
+// MESSAGE_MAX_ERRORS failures it goes to the dead-letter stream. A check
+// of another shop database is NAKed back for that database's pollers.
 //
 // Checks are idempotent: a batch may be checked twice, by two replicas at
 // once, or after the sweeper republished it; the rows are locked while a
@@ -95,9 +102,10 @@ type Poller struct {
 	// holdFor is how long reads with a rejected token stop.
 	holdFor time.Duration
 
-	mu    sync.Mutex
-	holds map[string]time.Time // credential key → reads held until
-	loud  map[string]time.Time // log key → last loud line
+	mu     sync.Mutex
+	shopDB string               // this poller's shop database, once read
+	holds  map[string]time.Time // credential key → reads held until
+	loud   map[string]time.Time // log key → last loud line
 	// noMail is, per shop, why its reports cannot be mailed, as last logged.
 	noMail map[string]string
 }
@@ -257,23 +265,76 @@ func (p *Poller) handle(ctx context.Context, consumer string, msg jetstream.Msg,
 	case err == nil:
 		settle = msg.Ack()
 	case errors.As(err, &bad):
-		p.log.Error("ticket check message terminated", "consumer", consumer, "subject", msg.Subject(),
+		p.log.Error("ticket check message terminated: kept on the dead-letter stream", "consumer", consumer, "subject", msg.Subject(),
 			"batch_id", msg.Headers().Get(events.HeaderBatch), "err", err)
+		if derr := p.deadLetter(ctx, msg, err); derr != nil {
+			p.log.Warn("keep a bad message on the dead-letter stream", "subject", msg.Subject(), "err", derr)
+		}
 		settle = msg.Term()
 	default:
-		n := uint64(1)
-		if md, mderr := msg.Metadata(); mderr == nil {
-			n = md.NumDelivered
+		// Failures are counted on the message (events.HeaderErrors), not
+		// by its deliveries: a re-check waiting for its time is NAKed
+		// too, and waiting is no failure.
+		n := events.Errors(msg.Headers()) + 1
+		if n >= p.cfg.maxErrors() {
+			p.log.Error("ticket check given up after repeated failures: kept on the dead-letter stream (sfsync retry --dead)",
+				"consumer", consumer, "subject", msg.Subject(), "batch_id", msg.Headers().Get(events.HeaderBatch), "failures", n, "err", err)
+			if derr := p.deadLetter(ctx, msg, err); derr != nil {
+				p.log.Warn("publish dead letter, retrying", "subject", msg.Subject(), "err", derr)
+				settle = msg.NakWithDelay(30 * time.Second) // nothing is dropped
+			} else {
+				settle = msg.Ack()
+			}
+			break
 		}
 		retry := p.cfg.backoff(uint32(min(n, 40)))
 		p.log.Warn("ticket check failed, retrying", "consumer", consumer, "subject", msg.Subject(),
-			"batch_id", msg.Headers().Get(events.HeaderBatch), "delivery", n, "retry_in", retry, "err", err)
-		settle = msg.NakWithDelay(retry)
+			"batch_id", msg.Headers().Get(events.HeaderBatch), "failures", n, "retry_in", retry, "err", err)
+		if perr := p.retryLater(ctx, msg, n, retry); perr != nil {
+			settle = msg.NakWithDelay(retry) // counted again on its next failure
+		} else {
+			settle = msg.Ack()
+		}
 	}
 	if settle != nil {
 		// The message comes back after AckWait; the check is idempotent.
 		p.log.Warn("settle ticket check message", "consumer", consumer, "subject", msg.Subject(), "err", settle)
 	}
+}
+
+// retryLater publishes the check of msg again as a re-check due after
+// wait, carrying its failure count n, for the caller to ack msg.
+func (p *Poller) retryLater(ctx context.Context, msg jetstream.Msg, n int, wait time.Duration) error {
+	tc, err := events.DecodeBatch(msg.Data(), msg.Headers())
+	if err != nil {
+		return err
+	}
+	tc.Due = time.Now().Add(wait)
+	next, err := tc.Msg("")
+	if err != nil {
+		return err
+	}
+	next.Header.Del(jetstream.MsgIDHeader)
+	events.SetErrors(next, n)
+	return p.publish(ctx, next)
+}
+
+// deadLetter publishes a copy of msg, given up, to the dead-letter stream;
+// the caller settles msg.
+func (p *Poller) deadLetter(ctx context.Context, msg jetstream.Msg, cause error) error {
+	if err := p.publish(ctx, events.DeadLetter(msg.Subject(), msg.Data(), msg.Headers(), "ticketpoller "+p.instance, cause.Error())); err != nil {
+		return err
+	}
+	p.m.dead.Inc()
+	return nil
+}
+
+// publish publishes msg within 5 s, even while shutting down.
+func (p *Poller) publish(ctx context.Context, msg *nats.Msg) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := p.js.PublishMsg(pctx, msg)
+	return err
 }
 
 // keepAlive reports progress on msg every period until stop is called.

@@ -202,12 +202,18 @@ func TestPendingThenSucceed(t *testing.T) {
 		return e.count("SELECT COUNT(*) FROM ps_shoppingfeed_task_order WHERE id_shoppingfeed_task_order = ?"+
 			" AND sfsync_progress_at > NOW() - INTERVAL 30 MINUTE", s.Tasks[o.ID]) == 1
 	})
-	// While the batch waits, it holds no slot of the consumer new batches
-	// come in on.
-	if ap := e.consumerInfo(broker.TicketConsumer).NumAckPending; ap != 0 {
-		t.Fatalf("the check consumer has %d messages pending ack while a batch waits", ap)
-	}
 	eventually(t, 10*time.Second, "the task row is gone", func() bool { _, ok := e.task(s.Tasks[o.ID]); return !ok })
+	// While the batch waited, it held no slot of the consumer new batches
+	// come in on: the first check was acked once it had published the
+	// re-check, and never came back there. (The progress seen above is
+	// written before that ack, so the ack may still be on its way then.)
+	eventually(t, 5*time.Second, "the first check is acked", func() bool {
+		return e.consumerInfo(broker.TicketConsumer).AckFloor.Consumer >= 1
+	})
+	if ci := e.consumerInfo(broker.TicketConsumer); ci.Delivered.Consumer != 1 || ci.NumAckPending != 0 || ci.NumRedelivered != 0 {
+		t.Fatalf("the check consumer delivered %d times, %d pending ack, %d redelivered: a waiting batch held its slot",
+			ci.Delivered.Consumer, ci.NumAckPending, ci.NumRedelivered)
+	}
 	// Resolved 1.2 s after the POST, checked every 150 ms doubling to 300 ms:
 	// some 6 reads. Many more would mean re-checks that do not wait.
 	if n := e.ticketReads(s.BatchID); n < 2 || n > 15 {
@@ -657,5 +663,120 @@ func TestShopWithoutSMTPLogsWhyOnce(t *testing.T) {
 		if n := e.logs.count("error report: order update failed", o.Reference); n != 1 {
 			t.Fatalf("%d log report lines for order %s, want 1", n, o.Reference)
 		}
+	}
+}
+
+// A check of another shop database on the same broker is passed back, not
+// read against this poller's database (where its task ids are other
+// orders' tasks); a check of its own database is handled.
+func TestCheckOfAnotherShopDatabaseIsPassedBack(t *testing.T) {
+	e := newEnv(t, nil)
+	o := e.newOrder(false)
+	task := e.insertTask(o.ID, "0123456789abcdef01234567", e.shop.TokenID)
+	check := func(db, batch string) *sfsyncv1.TicketCheck {
+		return &sfsyncv1.TicketCheck{ShopDb: db, StoreId: e.shop.StoreID, ShopId: 1, BatchId: batch, Operation: "ship",
+			TokenId: e.shop.TokenID, Orders: []*sfsyncv1.TicketOrder{{OrderId: o.ID, TaskId: task, SfOrderId: strconv.FormatInt(o.SFID, 10)}}}
+	}
+	e.publish(check("another_shop", "0123456789abcdef01234567"), "")
+	r := e.start(testConfig(), "p1", nil)
+	foreign := func() float64 { return testutil.ToFloat64(r.p.Metrics().Foreign) }
+	eventually(t, 10*time.Second, "the check passed back three times", func() bool { return foreign() >= 3 })
+	if tk, ok := e.task(task); !ok || tk.FailedAt.Valid {
+		t.Fatalf("the task of this database was judged on another database's check: %+v", tk)
+	}
+	if n := e.ticketReads("0123456789abcdef01234567"); n != 0 {
+		t.Fatalf("%d ticket reads for another database's batch", n)
+	}
+	own, err := e.store.DatabaseName(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(check(own, "0123456789abcdef01234567"), "own")
+	eventually(t, 10*time.Second, "the task is failed by its own database's check", func() bool { tk, _ := e.task(task); return tk.FailedAt.Valid })
+}
+
+// No check loops for ever: a batch whose task row cannot be read (a zero
+// date_upd, which PrestaShop's non-strict sessions can write) fails every
+// check. After MESSAGE_MAX_ERRORS failures the check goes to the
+// dead-letter stream, with the subject it came from and the error, and
+// nothing of it is left on the poller's consumers.
+func TestRepeatedCheckFailuresEndOnTheDeadLetterStream(t *testing.T) {
+	e := newEnv(t, nil)
+	o := e.newOrder(false)
+	const batch = "0123456789abcdef0123dead"
+	task := e.insertTask(o.ID, batch, e.shop.TokenID)
+	conn, err := e.db.DB.Conn(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET SESSION sql_mode = ''", "UPDATE ps_shoppingfeed_task_order SET date_upd = '0000-00-00 00:00:00' WHERE id_shoppingfeed_task_order = " + strconv.FormatUint(task, 10)} {
+		if _, err := conn.ExecContext(e.ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.publish(&sfsyncv1.TicketCheck{StoreId: e.shop.StoreID, ShopId: 1, BatchId: batch, Operation: "ship", TokenId: e.shop.TokenID,
+		Orders: []*sfsyncv1.TicketOrder{{OrderId: o.ID, TaskId: task, SfOrderId: strconv.FormatInt(o.SFID, 10)}}}, "")
+	cfg := testConfig()
+	cfg.MaxErrors = 3
+	r := e.start(cfg, "p1", nil)
+	dead, err := e.js.Stream(e.ctx, broker.DeadStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the check on the dead-letter stream", func() bool {
+		info, err := dead.Info(e.ctx)
+		return err == nil && info.State.Msgs == 1
+	})
+	m, err := dead.GetMsg(e.ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(events.HeaderBatch) != batch || !strings.HasPrefix(m.Header.Get(events.HeaderDeadSubject), events.TicketWaitPrefix) ||
+		!strings.Contains(m.Header.Get(events.HeaderDeadReason), batch) || m.Header.Get(events.HeaderErrors) != "2" {
+		t.Fatalf("dead letter %s %v", m.Subject, m.Header)
+	}
+	eventually(t, 5*time.Second, "nothing left on the poller's consumers", func() bool {
+		for _, c := range []string{broker.TicketConsumer, broker.TicketWaitConsumer} {
+			ci := e.consumerInfo(c)
+			if ci.NumPending+uint64(ci.NumAckPending) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := testutil.ToFloat64(r.p.Metrics().Dead); got != 1 {
+		t.Fatalf("dead_letters_total = %v", got)
+	}
+}
+
+// A batch pending through many re-checks costs one message on the wait
+// subject: each re-check waits on the message it came on.
+func TestPendingBatchPublishesNothingWhileItWaits(t *testing.T) {
+	e := newEnv(t, func(c *sfsandbox.Config) { c.ScheduledFor, c.RunningFor = 100*time.Millisecond, time.Hour })
+	o := e.newOrder(false)
+	s := e.send([]order{o}, sendOpts{})
+	cfg := testConfig()
+	cfg.BackoffMin, cfg.BackoffMax = 100*time.Millisecond, 200*time.Millisecond
+	e.start(cfg, "p1", nil)
+	str, err := e.js.Stream(e.ctx, broker.TicketsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := func() uint64 {
+		info, err := str.Info(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	eventually(t, 10*time.Second, "three reads", func() bool { return e.ticketReads(s.BatchID) >= 3 })
+	first := msgs()
+	eventually(t, 20*time.Second, "ten more reads", func() bool { return e.ticketReads(s.BatchID) >= 13 })
+	if after := msgs(); after != first || first > 2 {
+		t.Fatalf("the tickets stream went from %d to %d messages while one batch waited (want the check and one re-check)", first, after)
+	}
+	if tk, ok := e.task(s.Tasks[o.ID]); !ok || tk.FailedAt.Valid {
+		t.Fatalf("task %+v", tk)
 	}
 }

@@ -23,7 +23,7 @@ import (
 
 func validConfig() Config {
 	return Config{SettingsTTL: 5 * time.Second, MaxAge: 24 * time.Hour, BackoffMin: 2 * time.Second, BackoffMax: 5 * time.Minute, Concurrency: 16,
-		CheckTimeout: 2 * time.Minute, ReportInterval: 15 * time.Minute,
+		CheckTimeout: 2 * time.Minute, MaxErrors: 20, ReportInterval: 15 * time.Minute,
 		ReportMaxRows: 500, SMTPTimeout: 30 * time.Second}
 }
 

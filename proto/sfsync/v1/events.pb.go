@@ -191,7 +191,12 @@ type TicketCheck struct {
 	// When the batch was accepted by the API.
 	FirstSeen *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
 	// shoppingfeed_token row whose token reads the tickets; 0 means SF_TOKEN.
-	TokenId       uint32 `protobuf:"varint,8,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenId uint32 `protobuf:"varint,8,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Name of the shop database the batch's tasks are in (as in
+	// OrderStatusChanged.shop_db): a poller of another database passes the
+	// check back. Empty in checks published before it existed: any poller
+	// takes those.
+	ShopDb        string `protobuf:"bytes,9,opt,name=shop_db,json=shopDb,proto3" json:"shop_db,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,6 +285,13 @@ func (x *TicketCheck) GetTokenId() uint32 {
 		return x.TokenId
 	}
 	return 0
+}
+
+func (x *TicketCheck) GetShopDb() string {
+	if x != nil {
+		return x.ShopDb
+	}
+	return ""
 }
 
 // TicketOrder is one order entry of a batch.
@@ -380,7 +392,7 @@ const file_sfsync_v1_events_proto_rawDesc = "" +
 	"\x06source\x18\t \x01(\tR\x06source\x12\x17\n" +
 	"\ashop_db\x18\n" +
 	" \x01(\tR\x06shopDb\x12\x16\n" +
-	"\x06target\x18\v \x01(\tR\x06target\"\x9a\x02\n" +
+	"\x06target\x18\v \x01(\tR\x06target\"\xb3\x02\n" +
 	"\vTicketCheck\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\tR\astoreId\x12\x17\n" +
 	"\ashop_id\x18\x02 \x01(\rR\x06shopId\x12\x19\n" +
@@ -390,7 +402,8 @@ const file_sfsync_v1_events_proto_rawDesc = "" +
 	"\aattempt\x18\x06 \x01(\rR\aattempt\x129\n" +
 	"\n" +
 	"first_seen\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x12\x19\n" +
-	"\btoken_id\x18\b \x01(\rR\atokenId\"\x99\x01\n" +
+	"\btoken_id\x18\b \x01(\rR\atokenId\x12\x17\n" +
+	"\ashop_db\x18\t \x01(\tR\x06shopDb\"\x99\x01\n" +
 	"\vTicketOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\rR\aorderId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\x04R\x06taskId\x12\x1e\n" +

@@ -46,6 +46,7 @@ commands:
   status [--json]        tasks by state per shop, tickets, failures, detector, backlog
   retry --order ID       re-queue the failed updates of one order
   retry --failed         re-queue every failed update
+  retry --dead           send the messages given up on (dead letters) again
   replay --from id:N|time:RFC3339
                          move the detector back to re-read the order history
   check [--json]         check schema, configuration, conflict guard and tokens
@@ -132,6 +133,7 @@ func operate(ctx context.Context, cmd string, args []string, lookup config.Looku
 	asJSON := fs.Bool("json", false, "print JSON")
 	order := fs.Uint("order", 0, "retry: the order id")
 	all := fs.Bool("failed", false, "retry: every failed update")
+	dead := fs.Bool("dead", false, "retry: every dead letter, sent again to where it came from")
 	from := fs.String("from", "", "replay: id:N or time:RFC3339")
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
@@ -147,8 +149,10 @@ func operate(ctx context.Context, cmd string, args []string, lookup config.Looku
 	}
 	usageErr := func(msg string) error { return &ExitError{Code: ops.ExitUsage, Err: errors.New(msg)} }
 	switch {
-	case cmd == "retry" && (*order == 0) == !*all:
-		return usageErr("retry needs --order ID or --failed")
+	case cmd == "retry" && *dead && (*order != 0 || *all):
+		return usageErr("retry --dead goes alone")
+	case cmd == "retry" && !*dead && (*order == 0) == !*all:
+		return usageErr("retry needs --order ID, --failed or --dead")
 	case cmd == "replay" && *from == "":
 		return usageErr("replay needs --from id:N or --from time:RFC3339")
 	}
@@ -176,6 +180,18 @@ func operate(ctx context.Context, cmd string, args []string, lookup config.Looku
 	case "status":
 		return env.PrintStatus(ctx)
 	case "retry":
+		if *dead {
+			n, err := env.RetryDead(ctx)
+			if errors.Is(err, ops.ErrNothing) {
+				fmt.Fprintln(stdout, "no dead letter to send again")
+				return &ExitError{Code: ops.ExitNothing}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "sent %d dead letters again to where they came from\n", n)
+			return nil
+		}
 		orders, err := env.Retry(ctx, uint32(*order))
 		if errors.Is(err, ops.ErrNothing) {
 			fmt.Fprintln(stdout, "no failed update to retry")

@@ -121,6 +121,89 @@ func TestStatusShowsTasksFailuresAndBacklog(t *testing.T) {
 	}
 }
 
+func TestStatusListsSkippedHistoryRows(t *testing.T) {
+	w := newWorld(t)
+	store := prestashop.New(w.db.DB, "ps_")
+	if err := store.RecordBadHistory(context.Background(), []prestashop.BadHistoryRow{
+		{ID: 41, Reason: "id_order is NULL", At: time.Now()}, {ID: 42, Reason: "date_add is NULL", At: time.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.run("status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"order_history rows skipped by the detector: 2", "41", "id_order is NULL", "42", "date_add is NULL"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A message the workers gave up on shows in status, and retry --dead sends
+// it again to where it came from, once.
+func TestDeadLettersShowAndAreSentAgain(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	ev := events.Change{ShopDB: "prestashop", ShopID: 1, OrderID: 4242, Source: events.SourceDetector}
+	orig := ev.Msg("cancel", "")
+	orig.Header.Set(events.HeaderErrors, "19")
+	if _, err := w.js.PublishMsg(ctx, events.DeadLetter(orig.Subject, orig.Data, orig.Header, "sender s1", "read sync task of order 4242: converting NULL to uint32")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.run("status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"dead letters", ": 1", orig.Subject, "sender s1", "converting NULL to uint32"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := w.run("retry", "--dead", "--failed"); exitCode(err) != 2 {
+		t.Fatalf("retry --dead --failed: exit %d, %s", exitCode(err), out)
+	}
+	if out, err := w.run("retry", "--dead"); err != nil {
+		t.Fatalf("retry --dead: %v\n%s", err, out)
+	}
+	s, _ := w.js.Stream(ctx, broker.OrdersStream)
+	m, err := s.GetLastMsgForSubject(ctx, orig.Subject)
+	if err != nil {
+		t.Fatalf("not sent again to %s: %v", orig.Subject, err)
+	}
+	if got, err := events.DecodeChange(m.Data); err != nil || got.OrderID != 4242 || m.Header.Get(events.HeaderErrors) != "" || m.Header.Get(events.HeaderDeadReason) != "" {
+		t.Fatalf("sent again as %+v %v (%v)", got, m.Header, err)
+	}
+	dead, _ := w.js.Stream(ctx, broker.DeadStream)
+	if info, err := dead.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Fatalf("dead letters left: %+v %v", info, err)
+	}
+	if _, err := w.run("retry", "--dead"); exitCode(err) != 3 {
+		t.Fatalf("retry --dead with nothing dead: exit %d, want 3", exitCode(err))
+	}
+}
+
+// What status prints from the database cannot drive the terminal: an
+// error text holding escape sequences is shown without them.
+func TestStatusStripsTerminalEscapes(t *testing.T) {
+	w := newWorld(t)
+	o := w.failedOrder()
+	if _, err := w.db.DB.Exec("UPDATE ps_shoppingfeed_task_order SET sfsync_error = ? WHERE id_order = ?",
+		"\x1b[2J\x1b[Hall good\x1b]0;owned\x07 \x1b[31mrefused\x1b[0m", o); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.run("status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	if strings.ContainsAny(out, "\x1b\x07\u009b") {
+		t.Fatalf("status prints control characters: %q", out)
+	}
+	if !strings.Contains(out, "all good refused") {
+		t.Fatalf("status lost the text around the escapes:\n%s", out)
+	}
+}
+
 func TestRetryRequeuesAndWakesTheSender(t *testing.T) {
 	w := newWorld(t)
 	o := w.failedOrder()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,9 +85,26 @@ type Status struct {
 	BatchesPending int             `json:"batches_pending"`
 	Failures       []Failure       `json:"recent_failures"`
 	Detector       *DetectorStatus `json:"detector,omitempty"`
-	Streams        []StreamStatus  `json:"streams,omitempty"`
-	Broker         string          `json:"broker_error,omitempty"`
+	// SkippedRows are the order_history rows the detector could not use.
+	SkippedRows *prestashop.BadHistory `json:"skipped_history_rows,omitempty"`
+	Streams     []StreamStatus         `json:"streams,omitempty"`
+	// DeadCount counts the messages the workers gave up on (SFSYNC_DEAD);
+	// Dead lists the last DeadShown of them.
+	DeadCount uint64       `json:"dead_letters"`
+	Dead      []DeadLetter `json:"recent_dead_letters,omitempty"`
+	Broker    string       `json:"broker_error,omitempty"`
 }
+
+// DeadLetter is a message given up on.
+type DeadLetter struct {
+	Subject string    `json:"subject"`
+	By      string    `json:"by"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// DeadShown is how many dead letters status lists.
+const DeadShown = 10
 
 // TaskCount counts tasks of one shop in one state.
 type TaskCount struct {
@@ -153,6 +171,9 @@ func (e *Env) ReadStatus(ctx context.Context) (Status, error) {
 	for _, f := range failures {
 		st.Failures = append(st.Failures, Failure(f))
 	}
+	if bh, err := s.BadHistory(ctx); err == nil && bh.Total > 0 {
+		st.SkippedRows = &bh
+	}
 	if e.JS == nil {
 		st.Broker = fmt.Sprint(e.NATSErr)
 		return st, nil
@@ -177,7 +198,75 @@ func (e *Env) ReadStatus(ctx context.Context) (Status, error) {
 		}
 		st.Streams = append(st.Streams, ss)
 	}
+	st.DeadCount, st.Dead = e.deadLetters(ctx)
 	return st, nil
+}
+
+// deadLetters counts the dead letters and reads the last DeadShown.
+func (e *Env) deadLetters(ctx context.Context) (uint64, []DeadLetter) {
+	str, err := e.JS.Stream(ctx, broker.DeadStream)
+	if err != nil {
+		return 0, nil
+	}
+	info, err := str.Info(ctx)
+	if err != nil || info.State.Msgs == 0 {
+		return 0, nil
+	}
+	var out []DeadLetter
+	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0 && len(out) < DeadShown; seq-- {
+		m, err := str.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		out = append(out, DeadLetter{Subject: m.Header.Get(events.HeaderDeadSubject), By: m.Header.Get(events.HeaderDeadBy),
+			Reason: m.Header.Get(events.HeaderDeadReason), At: m.Time})
+	}
+	return info.State.Msgs, out
+}
+
+// RetryDead sends every dead letter again to the subject it came from,
+// its failure count started anew, and removes it from the dead-letter
+// stream once the broker has the new message; it returns how many went.
+func (e *Env) RetryDead(ctx context.Context) (int, error) {
+	if e.JS == nil {
+		return 0, e.NATSErr
+	}
+	str, err := e.JS.Stream(ctx, broker.DeadStream)
+	if err != nil {
+		return 0, fmt.Errorf("open the dead-letter stream: %w", err)
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the dead-letter stream: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return 0, ErrNothing
+	}
+	n := 0
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := str.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("read dead letter %d: %w", seq, err)
+		}
+		msg, ok := events.Revived(m.Data, m.Header)
+		if !ok {
+			continue // not a dead letter sfsync wrote: left for a person
+		}
+		if _, err := e.JS.PublishMsg(ctx, msg); err != nil {
+			return n, fmt.Errorf("send dead letter %d again to %s: %w", seq, msg.Subject, err)
+		}
+		if err := str.DeleteMsg(ctx, seq); err != nil {
+			return n, fmt.Errorf("remove dead letter %d (it was sent again): %w", seq, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, ErrNothing
+	}
+	return n, nil
 }
 
 func (e *Env) key(ctx context.Context) (string, error) {
@@ -236,10 +325,10 @@ func (e *Env) PrintStatus(ctx context.Context) error {
 	}
 	fmt.Fprintf(e.Out, "tickets pending:   %d orders in %d batches\n", st.TicketsPending, st.BatchesPending)
 	if st.Detector != nil {
-		fmt.Fprintf(e.Out, "detector:          position %d, lag %d rows, %d gaps, leader %s\n", st.Detector.Position, st.Detector.LagRows, st.Detector.Gaps, st.Detector.Leader)
+		fmt.Fprintf(e.Out, "detector:          position %d, lag %d rows, %d gaps, leader %s\n", st.Detector.Position, st.Detector.LagRows, st.Detector.Gaps, oneLine(st.Detector.Leader, 80))
 	}
 	if st.Broker != "" {
-		fmt.Fprintf(e.Out, "broker:            unreachable: %s\n", st.Broker)
+		fmt.Fprintf(e.Out, "broker:            unreachable: %s\n", oneLine(st.Broker, 200))
 	}
 	if len(st.Streams) > 0 {
 		fmt.Fprintln(e.Out)
@@ -250,24 +339,104 @@ func (e *Env) PrintStatus(ctx context.Context) error {
 		}
 		w.Flush()
 	}
+	if st.SkippedRows != nil {
+		fmt.Fprintln(e.Out)
+		fmt.Fprintf(e.Out, "order_history rows skipped by the detector: %d (the last %d below)\n", st.SkippedRows.Total, len(st.SkippedRows.Rows))
+		w = e.table()
+		fmt.Fprintln(w, "HISTORY ID\tSEEN AT\tWHY")
+		for _, r := range st.SkippedRows.Rows {
+			fmt.Fprintf(w, "%d\t%s\t%s\n", r.ID, r.At.Format(time.DateTime), oneLine(r.Reason, 120))
+		}
+		w.Flush()
+	}
+	if st.DeadCount > 0 {
+		fmt.Fprintln(e.Out)
+		fmt.Fprintf(e.Out, "dead letters (given up after repeated failures; sfsync retry --dead): %d\n", st.DeadCount)
+		w = e.table()
+		fmt.Fprintln(w, "AT\tSUBJECT\tBY\tWHY")
+		for _, d := range st.Dead {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.At.Format(time.DateTime), oneLine(d.Subject, 80), oneLine(d.By, 40), oneLine(d.Reason, 120))
+		}
+		w.Flush()
+	}
 	if len(st.Failures) > 0 {
 		fmt.Fprintln(e.Out)
 		w = e.table()
 		fmt.Fprintln(w, "FAILED ORDER\tREFERENCE\tOPERATION\tAT\tERROR")
 		for _, f := range st.Failures {
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", f.OrderID, f.Reference, f.Operation, f.At.Format(time.DateTime), oneLine(f.Error, 120))
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", f.OrderID, oneLine(f.Reference, 40), oneLine(f.Operation, 20), f.At.Format(time.DateTime), oneLine(f.Error, 120))
 		}
 		w.Flush()
 	}
 	return nil
 }
 
+// oneLine makes a text from the database or the broker safe to print on
+// a terminal, on one line of at most n characters: terminal escape
+// sequences (CSI, OSC, …) are removed, any other control character and
+// invalid byte becomes a space or U+FFFD, and a long text is cut on a
+// character. A shop's data (a reference, an error Shopping Feed echoed)
+// can thus neither move the cursor nor rewrite what status shows.
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n] + "…"
+	s = strings.Join(strings.Fields(stripControls(s)), " ")
+	if utf8.RuneCountInString(s) > n {
+		r := []rune(s)
+		return string(r[:n]) + "…"
 	}
 	return s
+}
+
+// stripControls removes escape sequences and turns other control
+// characters (C0, DEL, C1) into spaces.
+func stripControls(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	rs := []rune(s)
+	for i := 0; i < len(rs); i++ {
+		r := rs[i]
+		switch {
+		case r == 0x1b || r == 0x9b || r == 0x9d || r == 0x90: // ESC, CSI, OSC, DCS
+			i = escapeEnd(rs, i)
+			b.WriteByte(' ')
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// escapeEnd is the index of the last rune of the escape sequence that
+// starts at rs[i].
+func escapeEnd(rs []rune, i int) int {
+	kind := rs[i]
+	if kind == 0x1b {
+		if i+1 >= len(rs) {
+			return i
+		}
+		switch rs[i+1] {
+		case '[':
+			kind, i = 0x9b, i+1
+		case ']', 'P', '_', '^', 'X':
+			kind, i = 0x9d, i+1
+		default:
+			return i + 1 // a two-character sequence (ESC c, ESC 7, …)
+		}
+	}
+	for j := i + 1; j < len(rs); j++ {
+		r := rs[j]
+		if kind == 0x9b && r >= 0x40 && r <= 0x7e {
+			return j // CSI ends with its final byte
+		}
+		if kind != 0x9b && (r == 0x07 || r == 0x9c) {
+			return j // OSC, DCS … end with BEL or ST
+		}
+		if kind != 0x9b && r == 0x1b && j+1 < len(rs) && rs[j+1] == '\\' {
+			return j + 1 // ESC \ (ST)
+		}
+	}
+	return len(rs) - 1
 }
 
 // ErrNothing is returned when a command found nothing to act on.

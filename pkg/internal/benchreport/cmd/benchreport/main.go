@@ -124,7 +124,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 // did, streaming the output and appending it to all. When they run past
 // timeout, they are killed (with the private databases they started) and a
 // "FAIL <package> [killed after …]" line names the package that was running.
+//
+// The module's test binaries are compiled first, outside timeout: on a cold
+// build cache compiling can take longer than a benchmark may run, and a
+// timeout that counted it would kill a module before any benchmark began.
 func benchModule(ctx context.Context, dir string, timeout time.Duration, stream io.Writer, all *bytes.Buffer) error {
+	compileTests(ctx, dir)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var out bytes.Buffer
@@ -147,6 +152,17 @@ func benchModule(ctx context.Context, dir string, timeout time.Duration, stream 
 	}
 	all.Write(out.Bytes())
 	return err
+}
+
+// compileTests fills the build cache with everything the module's test
+// binaries need, running none of them (-exec /bin/true stands in for each
+// binary). Its output is dropped: a package that does not build fails again,
+// with the compiler's message, in the run that follows.
+func compileTests(ctx context.Context, dir string) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-run", "^$", "-exec", "/bin/true", "./...")
+	cmd.Dir = dir
+	cmd.WaitDelay = 10 * time.Second
+	_ = cmd.Run()
 }
 
 // repoRoot is the directory of the go.work in use.
