@@ -85,11 +85,7 @@ func (s *Sandbox) accountID(tok string) int {
 }
 
 func (s *Sandbox) handleOperate(w http.ResponseWriter, r *http.Request) {
-	tok, ok := s.authenticate(w, r)
-	if !ok {
-		return
-	}
-	storeID, ok := s.store(w, r, tok)
+	storeID, ok := s.authorizedStore(w, r)
 	if !ok {
 		return
 	}
@@ -150,11 +146,7 @@ const (
 )
 
 func (s *Sandbox) handleTickets(w http.ResponseWriter, r *http.Request) {
-	tok, ok := s.authenticate(w, r)
-	if !ok {
-		return
-	}
-	storeID, ok := s.store(w, r, tok)
+	storeID, ok := s.authorizedStore(w, r)
 	if !ok {
 		return
 	}
@@ -236,11 +228,7 @@ func (s *Sandbox) handleTickets(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sandbox) handleTicket(w http.ResponseWriter, r *http.Request) {
-	tok, ok := s.authenticate(w, r)
-	if !ok {
-		return
-	}
-	storeID, ok := s.store(w, r, tok)
+	storeID, ok := s.authorizedStore(w, r)
 	if !ok {
 		return
 	}

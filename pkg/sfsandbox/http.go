@@ -218,6 +218,16 @@ func (s *Sandbox) authenticate(w http.ResponseWriter, r *http.Request) (string, 
 	return tok, true
 }
 
+// authorizedStore authenticates the request and returns the path's store
+// id if its token owns it; otherwise it has answered (403, 404 or 429).
+func (s *Sandbox) authorizedStore(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	tok, ok := s.authenticate(w, r)
+	if !ok {
+		return 0, false
+	}
+	return s.store(w, r, tok)
+}
+
 // store returns the path's store id if the token owns it; otherwise it has
 // answered 404 (not a store id) or 403.
 func (s *Sandbox) store(w http.ResponseWriter, r *http.Request, token string) (int64, bool) {

@@ -60,11 +60,7 @@ func statusAfter(t *ticket) (string, bool) {
 // the POST is accepted. An order the store does not know, and that no
 // operation named, is 404.
 func (s *Sandbox) handleOrder(w http.ResponseWriter, r *http.Request) {
-	tok, ok := s.authenticate(w, r)
-	if !ok {
-		return
-	}
-	storeID, ok := s.store(w, r, tok)
+	storeID, ok := s.authorizedStore(w, r)
 	if !ok {
 		return
 	}
