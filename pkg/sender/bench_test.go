@@ -25,6 +25,27 @@ func limited(c *sfsandbox.Config) {
 }
 
 // bulkOrders creates n Shopping Feed orders in one go.
+// shipAll moves the orders to Shipped as PrestaShop does, many per
+// transaction, with no tracking number.
+func (p *pipeline) shipAll(tb testing.TB, ids []uint32) {
+	tb.Helper()
+	for start := 0; start < len(ids); start += 2000 {
+		chunk := ids[start:min(start+2000, len(ids))]
+		vals := make([]string, len(chunk))
+		in := make([]string, len(chunk))
+		for i, id := range chunk {
+			vals[i] = fmt.Sprintf("(1, %d, %d, NOW())", id, shopfixture.StateShipped)
+			in[i] = strconv.Itoa(int(id))
+		}
+		if _, err := p.db.DB.Exec("INSERT INTO ps_order_history (id_employee, id_order, id_order_state, date_add) VALUES " + strings.Join(vals, ",")); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := p.db.DB.Exec(fmt.Sprintf("UPDATE ps_orders SET current_state = %d WHERE id_order IN (%s)", shopfixture.StateShipped, strings.Join(in, ","))); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 func (p *pipeline) bulkOrders(b testing.TB, n int) ([]uint32, []int64) {
 	b.Helper()
 	ids, sfIDs, err := p.fx.BulkSFOrders(context.Background(), p.shop, n, shopfixture.StatePaymentAccepted, 900000)
@@ -188,21 +209,7 @@ func BenchmarkCancelBehindWaitingShipments(b *testing.B) {
 	p := newPipeline(b, options{shippedDelay: time.Hour})
 	ids, _ := p.bulkOrders(b, waiting)
 	// Ship them all as PrestaShop does, many per transaction.
-	for start := 0; start < len(ids); start += 2000 {
-		chunk := ids[start:min(start+2000, len(ids))]
-		vals := make([]string, len(chunk))
-		in := make([]string, len(chunk))
-		for i, id := range chunk {
-			vals[i] = fmt.Sprintf("(1, %d, %d, NOW())", id, shopfixture.StateShipped)
-			in[i] = strconv.Itoa(int(id))
-		}
-		if _, err := p.db.DB.Exec("INSERT INTO ps_order_history (id_employee, id_order, id_order_state, date_add) VALUES " + strings.Join(vals, ",")); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := p.db.DB.Exec(fmt.Sprintf("UPDATE ps_orders SET current_state = %d WHERE id_order IN (%s)", shopfixture.StateShipped, strings.Join(in, ","))); err != nil {
-			b.Fatal(err)
-		}
-	}
+	p.shipAll(b, ids)
 	p.startSender(productionSender(), "bench")
 	wait, _ := p.js.Consumer(context.Background(), "SFSYNC_ORDERS", "sender-wait")
 	parked := time.Now()

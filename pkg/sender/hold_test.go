@@ -2,16 +2,12 @@ package sender_test
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sfsync/sfsync/pkg/broker"
-	"github.com/sfsync/sfsync/pkg/shopfixture"
 	"github.com/sfsync/sfsync/pkg/testenv"
 )
 
@@ -49,21 +45,7 @@ func TestHeldUpdatesPublishNothingWhileTheyWait(t *testing.T) {
 	n := testenv.EnvInt("HOLD_ORDERS", 5000)
 	p := newPipeline(t, options{shippedDelay: time.Second})
 	ids, _ := p.bulkOrders(t, n)
-	for start := 0; start < len(ids); start += 1000 {
-		chunk := ids[start:min(start+1000, len(ids))]
-		vals := make([]string, len(chunk))
-		in := make([]string, len(chunk))
-		for i, id := range chunk {
-			vals[i] = fmt.Sprintf("(1, %d, %d, NOW())", id, shopfixture.StateShipped)
-			in[i] = strconv.Itoa(int(id))
-		}
-		if _, err := p.db.DB.Exec("INSERT INTO ps_order_history (id_employee, id_order, id_order_state, date_add) VALUES " + strings.Join(vals, ",")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.db.DB.Exec(fmt.Sprintf("UPDATE ps_orders SET current_state = %d WHERE id_order IN (%s)", shopfixture.StateShipped, strings.Join(in, ","))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.shipAll(t, ids)
 	cfg := senderConfig()
 	cfg.TrackingRecheck = 300 * time.Millisecond
 	cfg.Workers = 8

@@ -512,22 +512,30 @@ func TestChangeTheDetectorHasNotReadIsSentOnce(t *testing.T) {
 	}
 }
 
-func TestBatchingGroupsDueOrders(t *testing.T) {
-	p := newPipeline(t, options{})
-	if err := p.fx.SetConfig(context.Background(), shopfixture.ShopScope(1), prestashop.KeyMaxOrders, "20"); err != nil {
-		t.Fatal(err)
+// cancelsDueAtOnce sets the shop's MAX_ORDERS and cancels n new orders
+// while no sender runs, so that all are due at once when one starts; it
+// returns their Shopping Feed ids.
+func (p *pipeline) cancelsDueAtOnce(maxOrders string, n int) []int64 {
+	p.t.Helper()
+	if err := p.fx.SetConfig(context.Background(), shopfixture.ShopScope(1), prestashop.KeyMaxOrders, maxOrders); err != nil {
+		p.t.Fatal(err)
 	}
 	var orders []uint32
 	var ids []int64
-	for range 50 {
+	for range n {
 		o, id := p.order()
 		orders, ids = append(orders, o), append(ids, id)
 	}
-	// The changes are committed while no sender runs, so all are due at once.
 	for _, o := range orders {
 		p.change(o, shopfixture.StateCanceled)
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // the detector saves and publishes them
+	return ids
+}
+
+func TestBatchingGroupsDueOrders(t *testing.T) {
+	p := newPipeline(t, options{})
+	ids := p.cancelsDueAtOnce("20", 50)
 	// A linger long enough for all 50 to be prepared on a loaded machine:
 	// what is tested is the grouping by MAX_ORDERS, not the linger.
 	cfg := senderConfig()
@@ -551,19 +559,7 @@ func TestBatchingGroupsDueOrders(t *testing.T) {
 // request is refused for holding too many.
 func TestBatchSizeAboveTheRequestCapSplitsAtTheCap(t *testing.T) {
 	p := newPipeline(t, options{})
-	if err := p.fx.SetConfig(context.Background(), shopfixture.ShopScope(1), prestashop.KeyMaxOrders, "150"); err != nil {
-		t.Fatal(err)
-	}
-	var orders []uint32
-	var ids []int64
-	for range 150 {
-		o, id := p.order()
-		orders, ids = append(orders, o), append(ids, id)
-	}
-	for _, o := range orders {
-		p.change(o, shopfixture.StateCanceled)
-	}
-	time.Sleep(300 * time.Millisecond)
+	ids := p.cancelsDueAtOnce("150", 150)
 	cfg := senderConfig()
 	cfg.Linger = 2 * time.Second // what is tested is the cap, not the linger
 	p.startSender(cfg, "s1")
