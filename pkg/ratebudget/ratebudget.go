@@ -154,6 +154,18 @@ var errConflict = errors.New("budget changed meanwhile")
 // tryShared books once on the KV entry; errConflict when another process
 // booked meanwhile.
 func (b *Budget) tryShared(ctx context.Context, key string, read bool) (time.Time, error) {
+	var at time.Time
+	err := b.change(ctx, key, func(e *entry) bool {
+		at = e.book(b.now(), b.n, b.per, read)
+		return true
+	})
+	return at, err
+}
+
+// change applies f to key's entry with one compare-and-set, writing it only
+// when f says so; errConflict when another process wrote it meanwhile. An
+// entry that cannot be read starts afresh rather than stall.
+func (b *Budget) change(ctx context.Context, key string, f func(*entry) bool) error {
 	kctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var e entry
@@ -162,14 +174,16 @@ func (b *Budget) tryShared(ctx context.Context, key string, read bool) (time.Tim
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
-		return time.Time{}, err
+		return err
 	default:
 		rev = kve.Revision()
 		if err := json.Unmarshal(kve.Value(), &e); err != nil {
-			e = entry{} // unreadable: start afresh rather than stall
+			e = entry{}
 		}
 	}
-	at := e.book(b.now(), b.n, b.per, read)
+	if !f(&e) {
+		return nil
+	}
 	val, _ := json.Marshal(e)
 	if rev == 0 {
 		_, err = b.kv.Create(kctx, key, val)
@@ -177,9 +191,9 @@ func (b *Budget) tryShared(ctx context.Context, key string, read bool) (time.Tim
 		_, err = b.kv.Update(kctx, key, val, rev)
 	}
 	if isConflict(err) {
-		return time.Time{}, errConflict
+		return errConflict
 	}
-	return at, err
+	return err
 }
 
 func isConflict(err error) bool {
@@ -201,31 +215,15 @@ func (b *Budget) Throttled(token config.Secret, wait time.Duration) {
 		e.NotBefore = until
 	}
 	b.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	for range 5 {
-		var e entry
-		var rev uint64
-		kve, err := b.kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return
-		default:
-			rev = kve.Revision()
-			_ = json.Unmarshal(kve.Value(), &e)
-		}
-		if e.NotBefore >= until {
-			return
-		}
-		e.NotBefore = until
-		val, _ := json.Marshal(e)
-		if rev == 0 {
-			_, err = b.kv.Create(ctx, key, val)
-		} else {
-			_, err = b.kv.Update(ctx, key, val, rev)
-		}
-		if !isConflict(err) {
+		err := b.change(context.Background(), key, func(e *entry) bool {
+			if e.NotBefore >= until {
+				return false
+			}
+			e.NotBefore = until
+			return true
+		})
+		if !errors.Is(err, errConflict) {
 			return
 		}
 	}
