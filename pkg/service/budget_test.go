@@ -26,14 +26,9 @@ func TestSendersAndPollersShareOneBudgetPerToken(t *testing.T) {
 	sbCfg := sfsandboxtest.Config()
 	sbCfg.Faults.RateLimit = sfsandbox.Rate{Requests: 10, Per: 2 * time.Second}
 	sb := sfsandboxtest.New(t, sbCfg)
-	var logs testenv.SyncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("workers' log:\n%s", logs.String())
-		}
-	})
+	log, _ := workersLog(t)
 	cfg := service.Config{DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1}, ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second}
-	w := startWorkers(t, cfg, sb.URL, testLog(&logs), pipeline{senders: 3, pollers: 2, rateLimit: "10/2s", batchSize: 1})
+	w := startWorkers(t, cfg, sb.URL, log, pipeline{senders: 3, pollers: 2, rateLimit: "10/2s", batchSize: 1})
 	testenv.Eventually(t, 20*time.Second, "detector leads", w.detector.Leading)
 
 	const orders = 30

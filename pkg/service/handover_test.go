@@ -25,13 +25,7 @@ func TestAKilledSendersOrdersMoveOn(t *testing.T) {
 	db, fx, shop := sfShop(t)
 	nats := testenv.NATS(t)
 	sb := sfsandboxtest.New(t, sfsandboxtest.Config())
-	var logs testenv.SyncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("workers' log:\n%s", logs.String())
-		}
-	})
-	log := testLog(&logs)
+	log, _ := workersLog(t)
 	cfg := service.Config{DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1}, ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second}
 	// The sweeper's default SWEEP_AFTER (10 min): the messages themselves
 	// must come back, within the consumers' AckWait.

@@ -62,14 +62,9 @@ func hostileRun(t *testing.T, seed uint64) {
 	}
 	nats := testenv.NATS(t)
 	sb := sfsandboxtest.New(t, sfsandboxtest.Config())
-	var logs testenv.SyncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("workers' log:\n%s", logs.String())
-		}
-	})
+	log, _ := workersLog(t)
 	cfg := service.Config{DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1}, ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second}
-	w := startWorkers(t, cfg, sb.URL, testLog(&logs), pipeline{})
+	w := startWorkers(t, cfg, sb.URL, log, pipeline{})
 	testenv.Eventually(t, 20*time.Second, "detector leads", w.detector.Leading)
 
 	accepted := 0

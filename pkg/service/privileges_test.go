@@ -85,18 +85,13 @@ func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 	dsn := runtimeUser(t, db)
 	nats := testenv.NATSBinary(t)
 	sb := sfsandboxtest.New(t, sfsandboxtest.Config())
-	var logs testenv.SyncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("workers' log:\n%s", logs.String())
-		}
-	})
+	log, logs := workersLog(t)
 	cfg := service.Config{
 		DB: prestashop.Config{DSN: dsn, Prefix: "ps_"}, NATS: broker.Config{URL: nats.URL, Replicas: 1},
 		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second, Migrate: service.MigrateAuto,
 	}
 	hook := newHookReceiver(t)
-	w := startWorkers(t, cfg, sb.URL, testLog(&logs), pipeline{targets: hook.targets()})
+	w := startWorkers(t, cfg, sb.URL, log, pipeline{targets: hook.targets()})
 	testenv.Eventually(t, 20*time.Second, "detector leads", w.detector.Leading)
 
 	var ids []int64

@@ -42,13 +42,7 @@ func TestBrokerWipedMidRunLosesNothing(t *testing.T) {
 	sbCfg.ScheduledFor, sbCfg.RunningFor = time.Second, time.Second
 	sb := sfsandboxtest.New(t, sbCfg)
 
-	var logs testenv.SyncBuffer
-	log := testLog(&logs)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("workers' log:\n%s", logs.String())
-		}
-	})
+	log, _ := workersLog(t)
 	cfg := service.Config{
 		DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1},
 		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second,
@@ -290,6 +284,19 @@ func sfShop(t *testing.T) (*testenv.DB, *shopfixture.Fixture, shopfixture.SFShop
 		t.Fatal(err)
 	}
 	return db, fx, shop
+}
+
+// workersLog is the workers' logger, shown when the test fails, and its
+// buffer.
+func workersLog(t *testing.T) (*slog.Logger, *testenv.SyncBuffer) {
+	t.Helper()
+	logs := &testenv.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("workers' log:\n%s", logs.String())
+		}
+	})
+	return testLog(logs), logs
 }
 
 func testLog(w *testenv.SyncBuffer) *slog.Logger {

@@ -41,17 +41,12 @@ func TestModuleReinstallWhileRunning(t *testing.T) {
 	sb := sfsandboxtest.New(t, sfsandboxtest.Config())
 
 	hook := newHookReceiver(t)
-	var logs testenv.SyncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("workers' log:\n%s", logs.String())
-		}
-	})
+	log, logs := workersLog(t)
 	cfg := service.Config{
 		DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1},
 		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second, Migrate: service.MigrateAuto,
 	}
-	w := startWorkers(t, cfg, sb.URL, testLog(&logs), pipeline{
+	w := startWorkers(t, cfg, sb.URL, log, pipeline{
 		schemaInterval: 500 * time.Millisecond,
 		targets:        hook.targets(),
 	})
