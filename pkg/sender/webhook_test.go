@@ -194,11 +194,7 @@ func TestWebhookRetriesThenDeliversOnce(t *testing.T) {
 	r.answer = func(n int, _ sender.WebhookPayload) int {
 		return []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusOK}[min(n, 2)]
 	}
-	tg := hookTargets(r, "webhook", "all", "none", "")
-	p := newPipeline(t, options{targets: tg})
-	cfg := senderConfig()
-	cfg.Targets = tg
-	p.startSender(cfg, "s1")
+	p := startHookPipeline(t, r)
 	o := p.plainOrder("")
 	p.change(o, shopfixture.StateCanceled)
 	p.eventually(10*time.Second, "delivered", func() bool { return len(r.payloads(o)) == 1 })
@@ -210,14 +206,22 @@ func TestWebhookRetriesThenDeliversOnce(t *testing.T) {
 	r.check()
 }
 
-func TestWebhookPermanentFailureIsRecorded(t *testing.T) {
-	r := newReceiver(t)
-	r.answer = func(int, sender.WebhookPayload) int { return http.StatusUnprocessableEntity }
+// startHookPipeline runs a sender whose only target is r, for every order,
+// with no external id.
+func startHookPipeline(t *testing.T, r *receiver) *pipeline {
+	t.Helper()
 	tg := hookTargets(r, "webhook", "all", "none", "")
 	p := newPipeline(t, options{targets: tg})
 	cfg := senderConfig()
 	cfg.Targets = tg
 	p.startSender(cfg, "s1")
+	return p
+}
+
+func TestWebhookPermanentFailureIsRecorded(t *testing.T) {
+	r := newReceiver(t)
+	r.answer = func(int, sender.WebhookPayload) int { return http.StatusUnprocessableEntity }
+	p := startHookPipeline(t, r)
 	o := p.plainOrder("")
 	p.change(o, shopfixture.StateCanceled)
 	p.eventually(5*time.Second, "task failed", func() bool { ts := p.tasks(o); return len(ts) == 1 && ts[0].failed })
@@ -242,11 +246,7 @@ func TestWebhookRefusalWithLatin1BodyIsRecordedOnce(t *testing.T) {
 	r := newReceiver(t)
 	r.answer = func(int, sender.WebhookPayload) int { return http.StatusUnprocessableEntity }
 	r.body = []byte("<html>Donn\xe9es \xabinvalides\xbb \xf0\x9f\x93\xa6</html>")
-	tg := hookTargets(r, "webhook", "all", "none", "")
-	p := newPipeline(t, options{targets: tg})
-	cfg := senderConfig()
-	cfg.Targets = tg
-	p.startSender(cfg, "s1")
+	p := startHookPipeline(t, r)
 	o := p.plainOrder("")
 	p.change(o, shopfixture.StateCanceled)
 	p.eventually(5*time.Second, "task failed", func() bool { ts := p.tasks(o); return len(ts) == 1 && ts[0].failed })
@@ -406,11 +406,7 @@ func TestWebhookRedirectIsNotFollowed(t *testing.T) {
 		mu.Unlock()
 		http.Redirect(w, req, other.URL+"/stolen", http.StatusTemporaryRedirect)
 	})
-	tg := hookTargets(r, "webhook", "all", "none", "")
-	p := newPipeline(t, options{targets: tg})
-	cfg := senderConfig()
-	cfg.Targets = tg
-	p.startSender(cfg, "s1")
+	p := startHookPipeline(t, r)
 	o := p.plainOrder("")
 	p.change(o, shopfixture.StateCanceled)
 	p.eventually(5*time.Second, "task failed", func() bool { ts := p.tasks(o); return len(ts) == 1 && ts[0].failed })
