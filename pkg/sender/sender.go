@@ -311,14 +311,7 @@ const ForeignPassBack = 500 * time.Millisecond
 // names no database (published before events named it) is this sender's.
 func (s *Sender) passBack(ev events.Change, own string) outcome {
 	s.m.foreign.Inc()
-	s.muReport.Lock()
-	key := "foreign." + ev.ShopDB
-	loud := time.Since(s.reported[key]) >= time.Minute
-	if loud {
-		s.reported[key] = time.Now()
-	}
-	s.muReport.Unlock()
-	if loud {
+	if s.loudOnce("foreign." + ev.ShopDB) {
 		s.log.Warn("events of another shop database reach this sender: passed back for its own senders; give each shop database its own broker or account",
 			"shop_db", ev.ShopDB, "own_shop_db", own, "order_id", ev.OrderID)
 	}
@@ -385,16 +378,23 @@ func (s *Sender) keepAlive(ctx context.Context) error {
 // reportOnce logs an error, and writes it to the back office's process
 // log, at most once a minute per key.
 func (s *Sender) reportOnce(ctx context.Context, key string, orderID uint32, msg string, attrs ...any) {
-	s.muReport.Lock()
-	last, seen := s.reported[key]
-	if seen && time.Since(last) < time.Minute {
-		s.muReport.Unlock()
+	if !s.loudOnce(key) {
 		return
 	}
-	s.reported[key] = time.Now()
-	s.muReport.Unlock()
 	s.log.Error(msg, attrs...)
 	s.processLog(ctx, orderID, prestashop.LevelError, msg)
+}
+
+// loudOnce reports whether a loud line under key is due: at most one a
+// minute per key.
+func (s *Sender) loudOnce(key string) bool {
+	s.muReport.Lock()
+	defer s.muReport.Unlock()
+	if last, seen := s.reported[key]; seen && time.Since(last) < time.Minute {
+		return false
+	}
+	s.reported[key] = time.Now()
+	return true
 }
 
 func (s *Sender) processLog(ctx context.Context, orderID uint32, level, msg string) {
