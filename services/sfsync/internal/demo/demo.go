@@ -417,9 +417,9 @@ func counts(ctx context.Context, db *sql.DB) (pending, tickets, failed int) {
 		switch {
 		case c.Failed:
 			failed += c.Count
-		case c.Action == prestashop.ActionSyncStatus:
+		case c.Action == prestashop.ActionSyncStatus, c.Action == prestashop.ActionPartialRefund:
 			pending += c.Count
-		case c.Action == prestashop.ActionCheckTicketStatus:
+		case c.Action == prestashop.ActionCheckTicketStatus, c.Action == prestashop.ActionCheckTicketPartialRefund:
 			tickets += c.Count
 		}
 	}
