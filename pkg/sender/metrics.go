@@ -17,6 +17,8 @@ type metrics struct {
 	sent           *prometheus.CounterVec
 	foreign        prometheus.Counter
 	dead           prometheus.Counter
+	// handedOff counts due messages handed to the shop's leading sender.
+	handedOff prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,10 +38,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_deferred_total", Help: "Updates put back to wait, by reason."}, []string{"reason"}),
 		foreign:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_foreign_events_total", Help: "Events of another shop database passed back to the broker for that database's senders."}),
 		dead:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_dead_letters_total", Help: "Messages given up to the dead-letter stream (SFSYNC_DEAD) after MESSAGE_MAX_ERRORS failures, or unreadable."}),
-		sent:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_orders_sent_total", Help: "Orders accepted by Shopping Feed, by operation."}, []string{"operation"}),
+		handedOff: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_handed_over_total",
+			Help: "Due updates handed to the sender that leads their shop, so that one sender fills each store's requests."}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_orders_sent_total", Help: "Orders accepted by Shopping Feed, by operation."}, []string{"operation"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.alreadyApplied, m.deferred, m.sent, m.foreign, m.dead)
+		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.alreadyApplied, m.deferred, m.sent, m.foreign, m.dead, m.handedOff)
 	}
 	return m
 }

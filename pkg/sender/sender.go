@@ -29,6 +29,7 @@ import (
 type Sender struct {
 	cfg      Config
 	store    *prestashop.Store
+	nc       *nats.Conn
 	js       jetstream.JetStream
 	client   *shoppingfeed.Client
 	log      *slog.Logger
@@ -51,6 +52,9 @@ type Sender struct {
 	posts atomic.Uint64
 
 	keeper *broker.Keeper
+	// lead is who sends each shop's updates (lead.go); nil without a
+	// lease TTL (Deps.LeaseTTL): each sender sends what it fetched.
+	lead *leads
 
 	muReport sync.Mutex
 	reported map[string]time.Time
@@ -84,6 +88,14 @@ type Deps struct {
 	// Keeper, when set, is nudged when a lane's consumer or stream is
 	// gone, so that it declares them again at once.
 	Keeper *broker.Keeper
+	// LeaseTTL, when set, is the lease bucket's TTL (broker.Settings.LeaseTTL):
+	// one sender per shop at a time then sends that shop's Shopping Feed
+	// updates, the others hand their due messages over (lead.go).
+	LeaseTTL time.Duration
+	// HandOffTimeout bounds how long a shop's leader may take to answer a
+	// hand-over before this sender handles the message itself (default
+	// 250ms).
+	HandOffTimeout time.Duration
 }
 
 // New returns a sender; Run starts it.
@@ -96,7 +108,7 @@ func New(cfg Config, d Deps) (*Sender, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	s := &Sender{
-		cfg: cfg, store: d.Store, js: js, client: d.Client, log: d.Log, m: newMetrics(d.Registry),
+		cfg: cfg, store: d.Store, nc: d.NC, js: js, client: d.Client, log: d.Log, m: newMetrics(d.Registry),
 		instance: d.Instance, items: make(chan *item, 4096), stopped: make(chan struct{}),
 		reported: map[string]time.Time{}, drain: d.DrainTimeout, keeper: d.Keeper,
 	}
@@ -115,6 +127,12 @@ func New(cfg Config, d Deps) (*Sender, error) {
 		s.instance = prestashop.ColumnText(s.instance, 64)
 	}
 	s.shops = shoppolicy.New(d.Store, pc)
+	if d.LeaseTTL > 0 && cfg.Targets.ToShoppingFeed() {
+		s.lead = &leads{s: s, ttl: d.LeaseTTL, timeout: d.HandOffTimeout, known: map[uint32]leadEntry{}, mine: map[uint32]bool{}}
+		if s.lead.timeout <= 0 {
+			s.lead.timeout = handOffTimeout
+		}
+	}
 	return s, nil
 }
 
@@ -156,8 +174,24 @@ func (s *Sender) Run(ctx context.Context) error {
 	batchDone := make(chan struct{})
 	g.Go(func() error { defer close(batchDone); defer close(s.stopped); return s.batcher(workersDone, work) })
 	g.Go(func() error { return s.keepAlive(gctx) })
+	lanes := map[string]chan jetstream.Msg{}
+	for _, lane := range []string{laneDue, laneWait} {
+		lanes[lane] = make(chan jetstream.Msg, 2*s.cfg.Workers)
+	}
+	var hand *handOffs
+	if s.lead != nil {
+		kv, err := s.js.KeyValue(ctx, broker.LeaseBucket)
+		if err == nil {
+			s.lead.kv, s.lead.run = kv, ctx
+			hand, err = s.takeHandOffs(lanes)
+		}
+		if err != nil {
+			s.log.Warn("sender sends what it fetches: no shop leads", "err", err)
+			s.lead = nil
+		}
+	}
 	for _, lane := range []struct{ name, consumer string }{{laneDue, broker.SenderConsumer}, {laneWait, broker.SenderWaitConsumer}} {
-		msgs := make(chan jetstream.Msg, 2*s.cfg.Workers)
+		msgs := lanes[lane.name]
 		var workers sync.WaitGroup
 		for range s.cfg.Workers {
 			workers.Add(1)
@@ -173,6 +207,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		g.Go(func() error {
 			s.consumeLane(gctx, lane.name, lane.consumer, msgs) // drained when gctx ends
+			hand.stop()
 			close(msgs)
 			workers.Wait()
 			return nil
@@ -180,6 +215,10 @@ func (s *Sender) Run(ctx context.Context) error {
 	}
 	go func() { allWorkers.Wait(); close(workersDone) }()
 	err := g.Wait()
+	hand.stop()
+	if s.lead != nil {
+		s.lead.holding.Wait() // the leads are released
+	}
 	<-batchDone
 	s.sends.Wait()
 	return err
@@ -266,6 +305,14 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) (even
 			return ev, nakAfter(wait)
 		}
 		return ev, waitFor(t, wait, "not_due")
+	}
+	if _, handed := m.(*handedMsg); s.lead != nil && !handed && !ev.Webhook() && ev.ShopID != 0 {
+		if leader := s.lead.leaderOf(ctx, ev.ShopID); leader != s.instance {
+			if s.handOff(ctx, leader, m) {
+				return ev, handedOver()
+			}
+			s.lead.passOver(ev.ShopID, leader)
+		}
 	}
 	if _, busy := s.inHand.LoadOrStore(t.ID, struct{}{}); busy || t.Claimed() {
 		if !busy {

@@ -37,6 +37,9 @@ const (
 	// term: a message no retry can make usable: terminated, and a copy
 	// kept on the dead-letter stream.
 	term
+	// handed: another sender, the shop's leader, took the message and
+	// settles it (lead.go).
+	handed
 	// wait: the update waits. A message of the wait lane waits as it is:
 	// NAKed with the delay, so waiting publishes nothing, however many
 	// hold periods it lasts. A message of the due lane moves once to the
@@ -46,7 +49,7 @@ const (
 	wait
 )
 
-var outcomeNames = [...]string{taken: "taken", ack: "ack", nak: "nak", retry: "retry", term: "term", wait: "wait"}
+var outcomeNames = [...]string{taken: "taken", ack: "ack", nak: "nak", retry: "retry", term: "term", handed: "handed", wait: "wait"}
 
 func (k outcomeKind) String() string { return outcomeNames[k] }
 
@@ -64,6 +67,7 @@ type outcome struct {
 
 func acked() outcome                            { return outcome{kind: ack} }
 func takenByBatch() outcome                     { return outcome{kind: taken} }
+func handedOver() outcome                       { return outcome{kind: handed} }
 func nakAfter(d time.Duration) outcome          { return outcome{kind: nak, delay: d} }
 func terminated(err error) outcome              { return outcome{kind: term, err: err} }
 func retryLater(kind string, err error) outcome { return outcome{kind: retry, reason: kind, err: err} }
@@ -77,7 +81,7 @@ func waitFor(t prestashop.SyncTask, d time.Duration, reason string) outcome {
 func (s *Sender) settle(ctx context.Context, m jetstream.Msg, ev events.Change, o outcome) {
 	var err error
 	switch o.kind {
-	case taken:
+	case taken, handed:
 		return
 	case ack:
 		err = m.Ack()

@@ -18,7 +18,9 @@ import (
 // ticket pollers, each its own connection and client, against a sandbox
 // that enforces Shopping Feed's limit (10 requests per token in any 2 s):
 // one order per request, so that they all want to send at once. Every
-// update goes out once and no request is refused with 429.
+// update goes out once and no request is refused with 429. The senders run
+// without shop leads, each sending what it fetches: the budget must hold
+// whoever sends (a lead changes hands, a leader is passed over).
 func TestSendersAndPollersShareOneBudgetPerToken(t *testing.T) {
 	ctx := context.Background()
 	db, fx, shop := sfShop(t)
@@ -28,7 +30,7 @@ func TestSendersAndPollersShareOneBudgetPerToken(t *testing.T) {
 	sb := sfsandboxtest.New(t, sbCfg)
 	log, _ := workersLog(t)
 	cfg := service.Config{DB: db.Config(), NATS: broker.Config{URL: nats.URL, Replicas: 1}, ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second}
-	w := startWorkers(t, cfg, sb.URL, log, pipeline{senders: 3, pollers: 2, rateLimit: "10/2s", batchSize: 1})
+	w := startWorkers(t, cfg, sb.URL, log, pipeline{senders: 3, pollers: 2, rateLimit: "10/2s", batchSize: 1, noLead: true})
 	testenv.Eventually(t, 20*time.Second, "detector leads", w.detector.Leading)
 
 	const orders = 30

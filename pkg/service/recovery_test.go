@@ -167,6 +167,9 @@ type pipeline struct {
 	targets targets.Config
 	// schemaInterval is how often the schema is checked (0: service's default).
 	schemaInterval time.Duration
+	// noLead runs each sender on its own, with no shop leads (every sender
+	// sends what it fetches), as before leads existed.
+	noLead bool
 }
 
 func (p pipeline) withDefaults() pipeline {
@@ -230,7 +233,12 @@ func senderConfig(p pipeline) sender.Config {
 func newSender(t *testing.T, name string, cfg service.Config, scfg sender.Config, sbURL string, log *slog.Logger, p pipeline) (*sender.Sender, *service.Deps) {
 	t.Helper()
 	sd := openDeps(t, name, cfg, log, p)
-	snd, err := sender.New(scfg, sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(t, sd, sbURL, p), Log: sd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: sd.Keeper})
+	var leaseTTL time.Duration
+	if !p.noLead {
+		leaseTTL = cfg.LeaseTTL
+	}
+	snd, err := sender.New(scfg, sender.Deps{Store: sd.Store, NC: sd.NC, Client: sfClient(t, sd, sbURL, p), Log: sd.Log, Instance: name, DrainTimeout: 5 * time.Second, Keeper: sd.Keeper,
+		LeaseTTL: leaseTTL})
 	if err != nil {
 		t.Fatal(err)
 	}

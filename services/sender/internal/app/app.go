@@ -50,7 +50,7 @@ func Run(ctx context.Context, args []string, lookup config.LookupFunc, stdout io
 	if err != nil {
 		return err
 	}
-	s, err := sender.New(cfg.Sender, sender.Deps{Store: deps.Store, NC: deps.NC, Client: client, Log: log, Registry: deps.Ops.Registry(), Instance: deps.Instance, DrainTimeout: cfg.ShutdownTimeout, Keeper: deps.Keeper})
+	s, err := sender.New(cfg.Sender, sender.Deps{Store: deps.Store, NC: deps.NC, Client: client, Log: log, Registry: deps.Ops.Registry(), Instance: deps.Instance, DrainTimeout: cfg.ShutdownTimeout, Keeper: deps.Keeper, LeaseTTL: cfg.LeaseTTL})
 	if err != nil {
 		return err
 	}

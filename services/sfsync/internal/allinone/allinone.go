@@ -257,7 +257,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	if slices.Contains(roles, RoleSender) {
 		if a.Sender, err = sender.New(cfg.Sender, sender.Deps{Store: d.Store, NC: d.NC, Client: client, Log: log.With("role", RoleSender), DrainTimeout: cfg.ShutdownTimeout,
-			Registry: d.Ops.Registry(), Instance: d.Instance, Keeper: d.Keeper}); err != nil {
+			Registry: d.Ops.Registry(), Instance: d.Instance, Keeper: d.Keeper, LeaseTTL: cfg.LeaseTTL}); err != nil {
 			a.Close()
 			return nil, err
 		}

@@ -1,0 +1,301 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sfsync/sfsync/pkg/broker"
+)
+
+// One sender per shop at a time sends that shop's Shopping Feed updates.
+//
+// Requests fill only as much as the updates one sender holds: with N
+// senders sharing the due orders of a store, each would send its own
+// request every latency budget, N where one would do. So the first sender
+// that has a due update of a shop takes the shop's lead (a lease in the
+// lease bucket, renewed while it runs); any other sender hands each due
+// message of that shop to the leader as it is (its JetStream ack subject
+// included: the leader settles it as if it had fetched it), and the leader
+// claims, prepares, groups and sends them with its own. Nothing else
+// changes hands: claims, the intent before the POST, the outcome and the
+// ticket check are the leader's, as for its own messages.
+//
+// A hand-over is a request the leader answers at once. A leader that does
+// not answer within handOffTimeout (killed, stalled; Deps.HandOffTimeout)
+// is passed over: the
+// sender handles the message itself, and goes on doing so for that shop
+// until the lease expires and someone leads again. A leader that answers
+// late may handle the message too: the task's claim lets one of them send
+// it, and the other finds it claimed or already sent. A message handed to
+// a leader that dies is redelivered after the consumer's AckWait
+// (broker.SenderAckWait) to any sender.
+
+const (
+	handOffTimeout = 250 * time.Millisecond
+	// leadCacheTTL is how long a shop's leader, as read, is believed.
+	leadCacheTTL = time.Second
+	// headerHandOffReply carries a handed-over message's ack subject, and
+	// headerHandOffSubject its subject.
+	headerHandOffReply   = "Sfsync-Handoff-Reply"
+	headerHandOffSubject = "Sfsync-Handoff-Subject"
+	// headerHandOffUntil is when the sender that hands a message over
+	// stops waiting for the answer (Unix milliseconds): a leader whose
+	// lanes are full waits for room until then, and past it leaves the
+	// message to that sender.
+	headerHandOffUntil = "Sfsync-Handoff-Until"
+)
+
+// leads knows, per shop, who sends its updates.
+type leads struct {
+	// run is Run's context: a lead is held until the sender stops.
+	run     context.Context
+	s       *Sender
+	kv      jetstream.KeyValue
+	ttl     time.Duration
+	timeout time.Duration // a leader's answer to a hand-over
+
+	mu      sync.Mutex
+	known   map[uint32]leadEntry
+	mine    map[uint32]bool
+	holding sync.WaitGroup
+}
+
+type leadEntry struct {
+	holder string
+	read   time.Time
+	// silent: the holder did not answer a hand-over; passed over until the
+	// entry is read again.
+	silent bool
+}
+
+// handOffSubject is where a sender's leader side listens.
+func handOffSubject(instance string) string {
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, instance)
+	return "sfsync.sender.handoff." + clean
+}
+
+// leaseKey is a shop's lead lease in the lease bucket (the shop database
+// named: several databases may share a broker).
+func leaseKey(db string, shopID uint32) string {
+	return "sender." + strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, db) + ".shop." + strconv.FormatUint(uint64(shopID), 10)
+}
+
+// leaderOf returns the sender that leads shopID, taking the lead when
+// nobody has it; it returns this sender when in doubt (the broker did not
+// answer), so that an update is never held up by the lead.
+func (l *leads) leaderOf(ctx context.Context, shopID uint32) string {
+	l.mu.Lock()
+	if l.mine[shopID] {
+		l.mu.Unlock()
+		return l.s.instance
+	}
+	e, ok := l.known[shopID]
+	l.mu.Unlock()
+	if ok && time.Since(e.read) < leadCacheTTL {
+		if e.silent {
+			return l.s.instance
+		}
+		return e.holder
+	}
+	db, err := l.s.ownDB(ctx)
+	if err != nil {
+		return l.s.instance
+	}
+	lease := broker.NewLease(l.kv, leaseKey(db, shopID), l.s.instance, l.ttl, l.s.log)
+	holder, err := lease.Holder(ctx)
+	if err != nil {
+		return l.s.instance
+	}
+	if holder == "" {
+		if err := lease.TryAcquire(ctx); err == nil {
+			l.hold(l.run, shopID, lease)
+			return l.s.instance
+		} else if holder, err = lease.Holder(ctx); err != nil || holder == "" {
+			return l.s.instance
+		}
+	}
+	l.mu.Lock()
+	l.known[shopID] = leadEntry{holder: holder, read: time.Now()}
+	l.mu.Unlock()
+	return holder
+}
+
+// hold keeps a shop's lead until the sender stops (then releases it) or
+// the lease is lost.
+func (l *leads) hold(ctx context.Context, shopID uint32, lease *broker.Lease) {
+	l.mu.Lock()
+	l.mine[shopID] = true
+	l.mu.Unlock()
+	l.s.log.Info("sender leads a shop's updates", "shop_id", shopID)
+	l.holding.Add(1)
+	go func() {
+		defer l.holding.Done()
+		lost := make(chan struct{})
+		err := lease.Hold(ctx, lost)
+		l.mu.Lock()
+		delete(l.mine, shopID)
+		delete(l.known, shopID)
+		l.mu.Unlock()
+		if err != nil {
+			l.s.log.Warn("sender lost a shop's lead", "shop_id", shopID, "err", err)
+		}
+	}()
+}
+
+// passOver marks a leader that did not answer: this sender handles the
+// shop's updates itself until the lead is read again.
+func (l *leads) passOver(shopID uint32, holder string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.known[shopID]; ok && e.holder == holder {
+		e.silent = true
+		l.known[shopID] = e
+	}
+}
+
+// handOff gives m to leader; false when the leader did not take it.
+func (s *Sender) handOff(ctx context.Context, leader string, m jetstream.Msg) bool {
+	if m.Reply() == "" {
+		return false
+	}
+	fwd := nats.NewMsg(handOffSubject(leader))
+	fwd.Data = m.Data()
+	for k, vs := range m.Headers() {
+		for _, v := range vs {
+			fwd.Header.Add(k, v)
+		}
+	}
+	fwd.Header.Set(headerHandOffReply, m.Reply())
+	fwd.Header.Set(headerHandOffSubject, m.Subject())
+	fwd.Header.Set(headerHandOffUntil, strconv.FormatInt(time.Now().Add(s.lead.timeout*3/4).UnixMilli(), 10))
+	rctx, cancel := context.WithTimeout(ctx, s.lead.timeout)
+	defer cancel()
+	resp, err := s.nc.RequestMsgWithContext(rctx, fwd)
+	if err != nil || string(resp.Data) != "taken" {
+		return false
+	}
+	s.m.handedOff.Inc()
+	return true
+}
+
+// handOffs is the leader side: the messages other senders hand over go
+// to the lane they came from.
+type handOffs struct {
+	sub    *nats.Subscription
+	mu     sync.RWMutex
+	closed bool
+}
+
+// stop ends the hand-overs before the lanes close (idempotent).
+func (h *handOffs) stop() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		_ = h.sub.Unsubscribe()
+	}
+}
+
+// takeHandOffs receives the messages other senders hand over and gives
+// them to their lane, waiting for room while the sender that asked still
+// waits; it answers "busy" when the lane stays full or the sender is
+// stopping, and the sender that asked handles the message itself.
+func (s *Sender) takeHandOffs(lanes map[string]chan jetstream.Msg) (*handOffs, error) {
+	h := &handOffs{}
+	var err error
+	h.sub, err = s.nc.Subscribe(handOffSubject(s.instance), func(req *nats.Msg) {
+		reply, subject := req.Header.Get(headerHandOffReply), req.Header.Get(headerHandOffSubject)
+		if reply == "" || subject == "" {
+			_ = req.Respond([]byte("bad"))
+			return
+		}
+		until := time.Now().Add(handOffTimeout / 2)
+		if ms, err := strconv.ParseInt(req.Header.Get(headerHandOffUntil), 10, 64); err == nil {
+			until = time.UnixMilli(ms)
+		}
+		req.Header.Del(headerHandOffReply)
+		req.Header.Del(headerHandOffSubject)
+		req.Header.Del(headerHandOffUntil)
+		m := &handedMsg{nc: s.nc, subject: subject, reply: reply, data: req.Data, header: req.Header}
+		lane := laneDue
+		if onWaitLane(m) {
+			lane = laneWait
+		}
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		if h.closed {
+			_ = req.Respond([]byte("busy"))
+			return
+		}
+		wait := time.NewTimer(time.Until(until))
+		defer wait.Stop()
+		select {
+		case lanes[lane] <- m:
+			_ = req.Respond([]byte("taken"))
+		case <-wait.C:
+			// The lanes stayed full: the sender that asked handles it.
+			_ = req.Respond([]byte("busy"))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// handedMsg is a JetStream message another sender handed over: settled by
+// publishing to its ack subject, as the client library does.
+type handedMsg struct {
+	nc      *nats.Conn
+	subject string
+	reply   string
+	data    []byte
+	header  nats.Header
+}
+
+var errHandedMetadata = errors.New("metadata of a handed-over message is not read")
+
+func (m *handedMsg) Metadata() (*jetstream.MsgMetadata, error) { return nil, errHandedMetadata }
+func (m *handedMsg) Data() []byte                              { return m.data }
+func (m *handedMsg) Headers() nats.Header                      { return m.header }
+func (m *handedMsg) Subject() string                           { return m.subject }
+func (m *handedMsg) Reply() string                             { return m.reply }
+func (m *handedMsg) Ack() error                                { return m.nc.Publish(m.reply, []byte("+ACK")) }
+func (m *handedMsg) Nak() error                                { return m.nc.Publish(m.reply, []byte("-NAK")) }
+func (m *handedMsg) InProgress() error                         { return m.nc.Publish(m.reply, []byte("+WPI")) }
+func (m *handedMsg) Term() error                               { return m.nc.Publish(m.reply, []byte("+TERM")) }
+func (m *handedMsg) TermWithReason(reason string) error {
+	return m.nc.Publish(m.reply, []byte("+TERM "+reason))
+}
+
+func (m *handedMsg) NakWithDelay(d time.Duration) error {
+	if d <= 0 {
+		return m.Nak()
+	}
+	return m.nc.Publish(m.reply, []byte(`-NAK {"delay": `+strconv.FormatInt(d.Nanoseconds(), 10)+`}`))
+}
+
+func (m *handedMsg) DoubleAck(ctx context.Context) error {
+	_, err := m.nc.RequestWithContext(ctx, m.reply, []byte("+ACK"))
+	return err
+}
