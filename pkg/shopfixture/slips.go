@@ -86,3 +86,21 @@ func (f *Fixture) CreateSlip(ctx context.Context, orderID uint32, shipping bool,
 	}
 	return uint64(id), nil
 }
+
+// OrderLines returns an order's order_detail ids, in order.
+func (f *Fixture) OrderLines(ctx context.Context, orderID uint32) ([]uint32, error) {
+	rows, err := f.db.QueryContext(ctx, "SELECT id_order_detail FROM "+f.t("order_detail")+" WHERE id_order = ? ORDER BY id_order_detail", orderID)
+	if err != nil {
+		return nil, fmt.Errorf("read the lines of order %d: %w", orderID, err)
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var id uint32
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read the lines of order %d: %w", orderID, err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

@@ -315,11 +315,14 @@ func script(d Data) []step {
 	}
 	slip := func(id uint32) func(context.Context, *shopfixture.Fixture) error {
 		return func(ctx context.Context, fx *shopfixture.Fixture) error {
-			var line uint32
-			if err := fx.DB().QueryRowContext(ctx, "SELECT MIN(id_order_detail) FROM ps_order_detail WHERE id_order = ?", id).Scan(&line); err != nil {
+			lines, err := fx.OrderLines(ctx, id)
+			if err != nil {
 				return err
 			}
-			_, err := fx.CreateSlip(ctx, id, false, shopfixture.SlipLine{OrderDetailID: line, Quantity: 1})
+			if len(lines) == 0 {
+				return fmt.Errorf("order %d has no line to refund", id)
+			}
+			_, err = fx.CreateSlip(ctx, id, false, shopfixture.SlipLine{OrderDetailID: lines[0], Quantity: 1})
 			return err
 		}
 	}
