@@ -31,7 +31,11 @@ func TestOrderSlipsBecomePartialRefundsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := e.order()
-	r := e.start(testConfig(), "a")
+	// A grace long enough that the open slip's hole outlives this test's
+	// pauses on a loaded machine.
+	cfg := testConfig()
+	cfg.GapGrace = 30 * time.Second
+	r := e.start(cfg, "a")
 	e.waitLeader(r)
 
 	// A slip whose transaction is still open when a later one commits.
@@ -69,7 +73,7 @@ func TestOrderSlipsBecomePartialRefundsOnce(t *testing.T) {
 
 	// A restart publishes nothing again; the next slip goes out.
 	r.stop()
-	r2 := e.start(testConfig(), "b")
+	r2 := e.start(cfg, "b")
 	e.waitLeader(r2)
 	third, err := e.fx.CreateSlip(ctx, o, false)
 	if err != nil {

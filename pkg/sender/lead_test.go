@@ -31,7 +31,7 @@ func (p *pipeline) startLeadSender(name string, handOff time.Duration) *leadSend
 	cfg := senderConfig()
 	cfg.ClaimTTL = 5 * time.Second
 	s, err := sender.New(cfg, sender.Deps{Store: p.store, NC: nc, Client: client, Log: testLogger(), Registry: reg, Instance: name,
-		LeaseTTL: 2 * time.Second, HandOffTimeout: handOff})
+		LeaseTTL: p.leaseTTL, HandOffTimeout: handOff})
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -82,7 +82,9 @@ func (p *pipeline) allSent(ids []int64) bool {
 // the shop makes every POST; the others hand over the due updates they
 // fetch, so one sender fills the store's requests.
 func TestOneSenderSendsEachShopsUpdates(t *testing.T) {
-	p := newPipeline(t, options{})
+	// A lead long enough that a loaded machine's late renewal never hands
+	// it to another sender mid-test.
+	p := newPipeline(t, options{leaseTTL: 10 * time.Second})
 	// s1 takes the shop's lead with the first update (it runs alone then).
 	s1 := p.startLeadSender("s1", 5*time.Second)
 	first := p.cancelAtOnce(1)
@@ -109,7 +111,8 @@ func TestOneSenderSendsEachShopsUpdates(t *testing.T) {
 // releasing its lead, the others send the shop's updates themselves (a
 // hand-over nobody answers), then one of them leads.
 func TestAKilledLeadersShopMovesOn(t *testing.T) {
-	p := newPipeline(t, options{})
+	// The killed leader's lead outlives the test: the others pass it over.
+	p := newPipeline(t, options{leaseTTL: 10 * time.Second})
 	s1 := p.startLeadSender("s1", 250*time.Millisecond)
 	first := p.cancelAtOnce(1)
 	p.eventually(5*time.Second, "first cancel sent", func() bool { return p.allSent(first) })

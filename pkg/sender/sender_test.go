@@ -51,6 +51,9 @@ type pipeline struct {
 	js    jetstream.JetStream
 	sb    *sfsandbox.Server
 	next  int64
+	// leaseTTL is the lease bucket's TTL, the detector's lease and the
+	// senders' shop leads.
+	leaseTTL time.Duration
 	// stopDetector stops the running detector (idempotent).
 	stopDetector func()
 	targets      targets.Config
@@ -64,6 +67,8 @@ type options struct {
 	// broker starts the broker (default: in-process; testenv.NATSBinary
 	// runs Debian's nats-server, the 2.9 line).
 	broker func(testing.TB) *testenv.Broker
+	// leaseTTL is the lease bucket's TTL (default 2 s).
+	leaseTTL time.Duration
 }
 
 func newPipeline(t testing.TB, o options) *pipeline {
@@ -80,14 +85,17 @@ func newPipeline(t testing.TB, o options) *pipeline {
 	}
 	b := start(t)
 	_, js := b.Connect(t)
-	if err := broker.Declare(ctx, js, broker.Settings{LeaseTTL: 2 * time.Second}); err != nil {
+	if o.leaseTTL == 0 {
+		o.leaseTTL = 2 * time.Second
+	}
+	if err := broker.Declare(ctx, js, broker.Settings{LeaseTTL: o.leaseTTL}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := sfsandboxtest.Config()
 	if o.sandbox != nil {
 		o.sandbox(&cfg)
 	}
-	p := &pipeline{t: t, db: db, store: store, fx: fx, shop: shop, nats: b, js: js, sb: sfsandboxtest.New(t, cfg), next: 500000}
+	p := &pipeline{t: t, db: db, store: store, fx: fx, shop: shop, nats: b, js: js, sb: sfsandboxtest.New(t, cfg), next: 500000, leaseTTL: o.leaseTTL}
 	if o.shippedDelay == 0 {
 		o.shippedDelay = time.Second
 	}
@@ -108,7 +116,7 @@ func (p *pipeline) startDetector(delay, poll time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := detector.New(ctx, detector.Config{PollInterval: poll, BatchSize: 2000, GapGrace: 2 * time.Second, WriterCheck: true,
 		ShippedDelay: &delay, StartFrom: "now", SweepInterval: time.Hour, SweepAfter: time.Hour, SettingsTTL: 50 * time.Millisecond, Targets: p.targets},
-		detector.Deps{Store: p.store, NC: nc, Log: testLogger(), Instance: "detector", LeaseTTL: 2 * time.Second})
+		detector.Deps{Store: p.store, NC: nc, Log: testLogger(), Instance: "detector", LeaseTTL: p.leaseTTL})
 	if err != nil {
 		p.t.Fatal(err)
 	}
