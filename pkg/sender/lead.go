@@ -75,26 +75,23 @@ type leadEntry struct {
 	silent bool
 }
 
-// handOffSubject is where a sender's leader side listens.
-func handOffSubject(instance string) string {
-	clean := strings.Map(func(r rune) rune {
+// token makes s one subject token or key part: letters, digits, - and _.
+func token(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
 			return r
 		}
 		return '_'
-	}, instance)
-	return "sfsync.sender.handoff." + clean
+	}, s)
 }
+
+// handOffSubject is where a sender's leader side listens.
+func handOffSubject(instance string) string { return "sfsync.sender.handoff." + token(instance) }
 
 // leaseKey is a shop's lead lease in the lease bucket (the shop database
 // named: several databases may share a broker).
 func leaseKey(db string, shopID uint32) string {
-	return "sender." + strings.Map(func(r rune) rune {
-		if r == '.' || r == '*' || r == '>' || r == ' ' {
-			return '_'
-		}
-		return r
-	}, db) + ".shop." + strconv.FormatUint(uint64(shopID), 10)
+	return "sender." + token(db) + ".shop." + strconv.FormatUint(uint64(shopID), 10)
 }
 
 // leaderOf returns the sender that leads shopID, taking the lead when
