@@ -794,7 +794,10 @@ func TestWaitingShipmentsDoNotDelayACancel(t *testing.T) {
 	p.eventually(5*time.Second, "cancel sent", func() bool { return len(p.sent()[sfID]) == 1 })
 	took := time.Since(began)
 	t.Logf("cancel sent %s after its commit, with %d shipments waiting", took, waiting)
-	if took > time.Second {
+	// How fast is the benchmark's to say (BenchmarkCancelBehindWaitingShipments);
+	// here only that the cancel does not queue behind the shipments, which
+	// would take seconds, with room for a loaded machine.
+	if took > 3*time.Second {
 		t.Fatalf("cancel took %s behind %d waiting shipments", took, waiting)
 	}
 }
