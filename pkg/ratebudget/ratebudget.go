@@ -12,9 +12,12 @@
 // are made in non-decreasing order, so the rule holds for every span, not
 // only those a booking ends.
 //
-// Operation POSTs come first: a ticket read may not take the last
-// ReadReserve slots of a span, so an update that waits behind reads waits
-// at most for those. A 429 from Shopping Feed (another client on the same
+// Operation POSTs come first. A ticket read gives way while requests are
+// queued on the token (its latest booking is in the future, as while a
+// backlog drains): it books only once the queue has ended, or after
+// ReadGiveWayMax, so POSTs that arrive meanwhile go before it. And a read
+// may not take the last ReadReserve slots of a span, so an update that
+// arrives behind reads waits at most for those. A 429 from Shopping Feed (another client on the same
 // token) pushes every booking of the token past the wait it asked for, in
 // every process.
 //
@@ -42,6 +45,10 @@ import (
 
 // ReadReserve is how many slots of each span ticket reads leave to POSTs.
 const ReadReserve = 2
+
+// ReadGiveWayMax bounds how long a ticket read gives way to the requests
+// queued on its token before it queues behind them.
+const ReadGiveWayMax = 30 * time.Second
 
 // Budget books requests on the shared budget of each token.
 type Budget struct {
@@ -152,14 +159,34 @@ func (b *Budget) Reserve(ctx context.Context, key string, read bool) (time.Time,
 var errConflict = errors.New("budget changed meanwhile")
 
 // tryShared books once on the KV entry; errConflict when another process
-// booked meanwhile.
+// booked meanwhile. A read first gives way while requests are queued (see
+// the package comment), looking again every slot's length.
 func (b *Budget) tryShared(ctx context.Context, key string, read bool) (time.Time, error) {
-	var at time.Time
-	err := b.change(ctx, key, func(e *entry) bool {
-		at = e.book(b.now(), b.n, b.per, read)
-		return true
-	})
-	return at, err
+	giveWay, since := read, b.now()
+	for {
+		var at time.Time
+		var queued time.Duration
+		err := b.change(ctx, key, func(e *entry) bool {
+			now := b.now()
+			if giveWay {
+				if k := len(e.Times); k > 0 && e.Times[k-1] > now.UnixNano() {
+					queued = time.Duration(e.Times[k-1] - now.UnixNano())
+					return false
+				}
+			}
+			at = e.book(now, b.n, b.per, read)
+			return true
+		})
+		if err != nil || queued == 0 {
+			return at, err
+		}
+		if !pause.For(ctx, min(queued, b.per/time.Duration(max(b.n, 1)))) {
+			return time.Time{}, ctx.Err()
+		}
+		if b.now().Sub(since) >= ReadGiveWayMax {
+			giveWay = false
+		}
+	}
 }
 
 // change applies f to key's entry with one compare-and-set, writing it only

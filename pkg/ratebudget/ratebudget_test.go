@@ -107,6 +107,36 @@ func TestReadsLeaveSlotsToPosts(t *testing.T) {
 	spans(t, reads, n-ratebudget.ReadReserve, per)
 }
 
+// TestReadsGiveWayToQueuedPosts: while POSTs are queued on a token (a
+// backlog drains), a ticket read waits for the queue to end, so a POST
+// that arrives after the read still goes before it.
+func TestReadsGiveWayToQueuedPosts(t *testing.T) {
+	const n, per = 3, 600 * time.Millisecond
+	bs := budgets(t, 2, n, per)
+	key := ratebudget.Key("token-g")
+	posts := book(t, bs[:1], key, n+1, func(int) bool { return false }) // the last one queued a span ahead
+	if !posts[n].After(time.Now()) {
+		t.Fatalf("the %d-th POST was not queued: booked at %s", n+1, posts[n].Format("15:04:05.000"))
+	}
+	readAt := make(chan time.Time, 1)
+	go func() {
+		at, err := bs[1].Reserve(t.Context(), key, true)
+		if err != nil {
+			t.Error(err)
+		}
+		readAt <- at
+	}()
+	time.Sleep(50 * time.Millisecond) // the read is waiting
+	post, err := bs[0].Reserve(t.Context(), key, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read := <-readAt; !read.After(post) {
+		t.Fatalf("the read booked %s, before the POST that came after it (%s): it did not give way",
+			read.Format("15:04:05.000"), post.Format("15:04:05.000"))
+	}
+}
+
 func TestAThrottleHoldsEveryReplica(t *testing.T) {
 	bs := budgets(t, 2, 10, 2*time.Second)
 	before := time.Now()
