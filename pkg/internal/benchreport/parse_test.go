@@ -76,6 +76,13 @@ func TestParse(t *testing.T) {
 			results: []Result{{Pkg: "example.com/p", Name: "BenchmarkX", Procs: 4, N: 1, Values: map[string]float64{"rows/s": 12.5, "s_total": 3}}},
 		},
 		{
+			name: "sub-benchmark named by its deployment",
+			in: "pkg: example.com/p\n" +
+				"BenchmarkStrictDrain/senders=3,pollers=2-2   \t       1\t61046140431 ns/op\t       145.0 api_calls\t         0 http_429\n",
+			results: []Result{{Pkg: "example.com/p", Name: "BenchmarkStrictDrain/senders=3,pollers=2", Procs: 2, N: 1,
+				Values: map[string]float64{"ns/op": 61046140431, "api_calls": 145, "http_429": 0}}},
+		},
+		{
 			name:    "GOMAXPROCS 1: no suffix",
 			in:      "pkg: example.com/p\nBenchmarkClient/ship \t 100\t 5 req/s\n",
 			results: []Result{{Pkg: "example.com/p", Name: "BenchmarkClient/ship", Procs: 1, N: 100, Values: map[string]float64{"req/s": 5}}},

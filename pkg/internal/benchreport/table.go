@@ -223,6 +223,8 @@ func Rows(out *Output, rss RSS) []Row {
 		rows = append(rows, Row{What: "Client requests/s, loopback sandbox", Figure: strings.Join(client, " · "), Target: "—", Status: NoTarget})
 	}
 
+	strictRows(l, add)
+
 	for _, s := range Services {
 		what := "RSS " + s + ", 10,000 updates in flight"
 		b, ok := rss.Bytes[s]
@@ -244,6 +246,77 @@ func Rows(out *Output, rss RSS) []Row {
 		}
 	}
 	return rows
+}
+
+// The deployments of issue 14's benchmarks against the strict sandbox, by
+// sub-benchmark name.
+var (
+	strictDrains = []struct{ sub, who string }{
+		{"senders=1", "1 sender"},
+		{"senders=3", "3 senders"},
+		{"senders=3,pollers=2", "3 senders + 2 ticket pollers"},
+	}
+	strictTrickles = []struct{ sub, who string }{
+		{"senders=1,pollers=1", "1 sender + 1 poller"},
+		{"senders=3,pollers=2", "3 senders + 2 pollers"},
+	}
+)
+
+// TrickleP99Target is the most commit → POST may take under a trickle: the
+// latency budget (LATENCY_BUDGET, 1 s), plus the detector's POLL_INTERVAL
+// (200 ms) and 300 ms for the commit, the claim and the POST.
+const TrickleP99Target = 1500
+
+// strictRows are the rows of issue 14: against the sandbox in strict mode
+// (10 requests per token in any 2 s, refused ones counted), every worker on
+// the token's shared budget.
+func strictRows(l lookup, add func(what string, units []string, pkg, name string, fill func(v []float64) Row)) {
+	strict := func(what string, units []string, name string, fill func(v []float64) Row) {
+		add(what, units, "sender", name, fill)
+	}
+	for _, d := range strictDrains {
+		name := "BenchmarkStrictDrain/" + d.sub
+		strict("Strict drain, "+d.who+": throughput", []string{"orders/s", "pct_of_ceiling", "orders"}, name, func(v []float64) Row {
+			f := fmt.Sprintf("%s orders/s = %s %% of 500 orders/s (%s orders)", num(v[0], 0), num(v[1], 1), num(v[2], 0))
+			if r, why := l.metrics("sender", name, "ticket_reads"); why == "" && r[0] > 0 {
+				f += fmt.Sprintf("; %s ticket reads on the same budget", num(r[0], 0))
+			}
+			return targeted(Row{Figure: f, Target: "≥ 90 %"}, v[1] >= 90)
+		})
+		strict("Strict drain, "+d.who+": API calls", []string{"api_calls", "min_calls", "orders"}, name, func(v []float64) Row {
+			return targeted(Row{Figure: fmt.Sprintf("%s POSTs for %s orders (fewest possible %s)", num(v[0], 0), num(v[2], 0), num(v[1], 0)),
+				Target: "≤ ⌈N/100⌉ + 1 %"}, v[0] <= v[1]*1.01)
+		})
+		strict("Strict drain, "+d.who+": answers of 429", []string{"http_429"}, name, func(v []float64) Row {
+			return targeted(Row{Figure: num(v[0], 0), Target: "0"}, v[0] == 0)
+		})
+	}
+	for _, d := range strictTrickles {
+		name := "BenchmarkStrictTrickle/" + d.sub
+		strict("Strict trickle, "+d.who+": cancel requests/s, one store", []string{"req/s", "orders/req", "orders"}, name, func(v []float64) Row {
+			return targeted(Row{Figure: fmt.Sprintf("%s req/s, %s orders per request (%s cancels, about 30/s)", num(v[0], 2), num(v[1], 1), num(v[2], 0)),
+				Target: "about 1/s (≤ 1.25)"}, v[0] <= 1.25)
+		})
+		strict("Strict trickle, "+d.who+": p50 / p99, commit → POST", []string{"p50_ms", "p99_ms", "max_ms"}, name, func(v []float64) Row {
+			return targeted(Row{Figure: fmt.Sprintf("%s ms / %s ms (max %s ms)", num(v[0], 0), num(v[1], 0), num(v[2], 0)),
+				Target: "p99 ≤ 1.5 s (budget 1 s + 0.5 s)"}, v[1] <= TrickleP99Target)
+		})
+		strict("Strict trickle, "+d.who+": answers of 429", []string{"http_429"}, name, func(v []float64) Row {
+			return targeted(Row{Figure: num(v[0], 0), Target: "0"}, v[0] == 0)
+		})
+	}
+	strict("Killed sender: its claimed orders out, after the kill", []string{"handover_s", "orders", "duplicates"}, "BenchmarkKilledSenderHandover", func(v []float64) Row {
+		return targeted(Row{Figure: fmt.Sprintf("%s s for %s orders (%s sent twice)", num(v[0], 1), num(v[1], 0), num(v[2], 0)), Target: "≤ 15 s"}, v[0] <= 15)
+	})
+	baseline := ""
+	if v, why := l.metrics("sender", "BenchmarkStoreIsolation/slow=none", "p99_ms"); why == "" {
+		baseline = fmt.Sprintf("; both stores fast: p99 %s ms", num(v[0], 0))
+	}
+	for _, d := range []struct{ sub, how string }{{"slow=3s", "answers in 3 s"}, {"slow=429", "gets only 429s"}} {
+		strict("Store isolation: other store's p50 / p99 while one "+d.how, []string{"p50_ms", "p99_ms", "max_ms"}, "BenchmarkStoreIsolation/"+d.sub, func(v []float64) Row {
+			return targeted(Row{Figure: fmt.Sprintf("%s ms / %s ms (max %s ms%s)", num(v[0], 0), num(v[1], 0), num(v[2], 0), baseline), Target: "p99 ≤ 1 s"}, v[1] <= 1000)
+		})
+	}
 }
 
 // firstLine returns the first non-empty line of s.
