@@ -166,6 +166,24 @@ func (p *pipeline) requestsMade() (posts, reads int) {
 	return posts, reads
 }
 
+// logRefusals says, for the first answers of 429, how long the 10 requests
+// before each took to arrive (refused ones count in the strict window): a
+// span just under 2 s is arrival jitter beyond the budget's 5 % margin, a
+// much shorter one a request that did not book on the budget. Every
+// request is taken to be on one token (the sandbox does not record it).
+func (p *pipeline) logRefusals(tb testing.TB, began time.Time) {
+	reqs := p.sb.Sandbox.Requests()
+	logged := 0
+	for i, r := range reqs {
+		if r.Status != http.StatusTooManyRequests || i < 10 || logged == 5 {
+			continue
+		}
+		logged++
+		tb.Logf("429 at +%s (%s %s): the 10 requests before it arrived over %s",
+			r.Time.Sub(began).Round(time.Millisecond), r.Method, r.Path, r.Time.Sub(reqs[i-10].Time).Round(time.Millisecond))
+	}
+}
+
 // waitOps waits until the sandbox holds at least n operations.
 func (p *pipeline) waitOps(tb testing.TB, n int, limit time.Duration, what string) {
 	tb.Helper()
@@ -265,6 +283,7 @@ func strictDrain(b *testing.B, senders, pollers int) {
 	b.ReportMetric(float64(n), "orders")
 	b.ReportMetric(float64(reads), "ticket_reads")
 	b.ReportMetric(float64(p.refused()), "http_429")
+	p.logRefusals(b, began)
 }
 
 // BenchmarkStrictTrickle commits BENCH_TRICKLE_RATE (default 30) cancels a
@@ -314,6 +333,7 @@ func strictTrickle(b *testing.B, senders, pollers int) {
 	_, reads := p.requestsMade()
 	b.ReportMetric(float64(reads)/last.Sub(first).Seconds(), "reads/s")
 	b.ReportMetric(float64(p.refused()), "http_429")
+	p.logRefusals(b, first)
 }
 
 // BenchmarkKilledSenderHandover: a sender holds BENCH_HANDOVER_ORDERS
