@@ -28,14 +28,27 @@ import (
 // The benchmarks of issue 14: a deployment of senders and ticket pollers,
 // each with its own database pool, broker connection and Shopping Feed
 // client (service.Open and Deps.ShoppingFeed, as each process has them, so
-// every request books on the token's shared budget), with the senders' and
-// pollers' default configuration, against the sandbox in strict mode.
+// every request books on the token's shared budget; senders with their
+// shop leads, Deps.LeaseTTL, as the services wire them), with the senders'
+// and pollers' default configuration, against the sandbox in strict mode.
 
 // strict is Shopping Feed's limit as issue 14 describes it: 10 requests
 // per token in any 2 s span, refused requests counted too, 20 ms per answer.
 func strict(c *sfsandbox.Config) {
 	limited(c)
 	c.Faults.Strict = true
+}
+
+// strictPipeline is the pipeline of these benchmarks: the strict sandbox
+// (changed further by more, when given) and LEASE_TTL's default, 10 s, for
+// the detector's lease and the senders' shop leads.
+func strictPipeline(tb testing.TB, more func(*sfsandbox.Config)) *pipeline {
+	return newPipeline(tb, options{leaseTTL: 10 * time.Second, sandbox: func(c *sfsandbox.Config) {
+		strict(c)
+		if more != nil {
+			more(c)
+		}
+	}})
 }
 
 // strictCeiling is what the limit allows: 100 orders × 5 requests/s.
@@ -89,7 +102,7 @@ func (w *worker) kill() {
 func (p *pipeline) openWorker(tb testing.TB, name string) (*service.Deps, *shoppingfeed.Client) {
 	tb.Helper()
 	ctx := context.Background()
-	cfg := service.Config{DB: p.db.Config(), NATS: broker.Config{URL: p.nats.URL, Replicas: 1}, ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second}
+	cfg := service.Config{DB: p.db.Config(), NATS: broker.Config{URL: p.nats.URL, Replicas: 1}, ShutdownTimeout: 5 * time.Second, LeaseTTL: p.leaseTTL}
 	d, err := service.Open(ctx, name, cfg, testLogger().With("worker", name), service.Options{})
 	if err != nil {
 		tb.Fatal(err)
@@ -105,7 +118,8 @@ func (p *pipeline) openWorker(tb testing.TB, name string) (*service.Deps, *shopp
 func (p *pipeline) openSender(tb testing.TB, name string, cfg sender.Config) *worker {
 	tb.Helper()
 	d, c := p.openWorker(tb, name)
-	s, err := sender.New(cfg, sender.Deps{Store: d.Store, NC: d.NC, Client: c, Log: d.Log, Registry: prometheus.NewRegistry(), Instance: name, DrainTimeout: 5 * time.Second, Keeper: d.Keeper})
+	s, err := sender.New(cfg, sender.Deps{Store: d.Store, NC: d.NC, Client: c, Log: d.Log, Registry: prometheus.NewRegistry(), Instance: name, DrainTimeout: 5 * time.Second, Keeper: d.Keeper,
+		LeaseTTL: p.leaseTTL})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -254,7 +268,7 @@ func deploymentName(senders, pollers int) string {
 
 func strictDrain(b *testing.B, senders, pollers int) {
 	n := testenv.EnvInt("BENCH_ORDERS", 10_000)
-	p := newPipeline(b, options{sandbox: strict})
+	p := strictPipeline(b, nil)
 	ws := p.deployment(b, senders, pollers, defaults[sender.Config](b))
 	ids, _ := p.bulkOrders(b, n)
 	p.bulkCancel(b, ids)
@@ -301,7 +315,7 @@ func BenchmarkStrictTrickle(b *testing.B) {
 func strictTrickle(b *testing.B, senders, pollers int) {
 	rate := testenv.EnvInt("BENCH_TRICKLE_RATE", 30)
 	seconds := testenv.EnvInt("BENCH_TRICKLE_SECONDS", 20)
-	p := newPipeline(b, options{sandbox: strict})
+	p := strictPipeline(b, nil)
 	p.restartDetectorPolling(200 * time.Millisecond)
 	count := rate * seconds
 	ids, sfIDs := p.bulkOrders(b, count)
@@ -345,7 +359,7 @@ func strictTrickle(b *testing.B, senders, pollers int) {
 // the sandbox, and the orders sent more than once.
 func BenchmarkKilledSenderHandover(b *testing.B) {
 	n := min(testenv.EnvInt("BENCH_HANDOVER_ORDERS", 90), 99)
-	p := newPipeline(b, options{sandbox: strict})
+	p := strictPipeline(b, nil)
 	dcfg := defaults[sender.Config](b)
 	dcfg.Mode, dcfg.Interval = sender.ModeBatch, time.Hour
 	doomed := p.openSender(b, "doomed", dcfg)
@@ -395,13 +409,12 @@ func storeIsolation(b *testing.B, mode string) {
 	rate := testenv.EnvInt("BENCH_ISOLATION_RATE", 10)
 	seconds := testenv.EnvInt("BENCH_ISOLATION_SECONDS", 10)
 	const fastToken, fastStore = "token-fast", 2001
-	p := newPipeline(b, options{sandbox: func(c *sfsandbox.Config) {
-		strict(c)
+	p := strictPipeline(b, func(c *sfsandbox.Config) {
 		c.Stores = append(c.Stores, sfsandbox.TokenStores{Token: fastToken, StoreIDs: []int64{fastStore}})
 		if mode == "3s" {
 			c.Faults.StoreLatency = sfsandbox.StoreDurations{sfsandboxtest.StoreID: 3 * time.Second}
 		}
-	}})
+	})
 	p.restartDetectorPolling(200 * time.Millisecond)
 	ctx := context.Background()
 	fast := p.shop
