@@ -313,7 +313,7 @@ func strictRows(l lookup, add func(what string, units []string, pkg, name string
 		baseline = fmt.Sprintf("; both stores fast: p99 %s ms", num(v[0], 0))
 	}
 	for _, d := range []struct{ sub, how string }{{"slow=3s", "answers in 3 s"}, {"slow=429", "gets only 429s"}} {
-		strict("Store isolation: other store's p50 / p99 while one "+d.how, []string{"p50_ms", "p99_ms", "max_ms"}, "BenchmarkStoreIsolation/"+d.sub, func(v []float64) Row {
+		strict("Store isolation: other store's lone cancels, p50 / p99, while one "+d.how, []string{"p50_ms", "p99_ms", "max_ms"}, "BenchmarkStoreIsolation/"+d.sub, func(v []float64) Row {
 			return targeted(Row{Figure: fmt.Sprintf("%s ms / %s ms (max %s ms%s)", num(v[0], 0), num(v[1], 0), num(v[2], 0), baseline), Target: "p99 ≤ 1 s"}, v[1] <= 1000)
 		})
 	}
