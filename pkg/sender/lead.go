@@ -27,9 +27,13 @@ import (
 // changes hands: claims, the intent before the POST, the outcome and the
 // ticket check are the leader's, as for its own messages.
 //
-// A hand-over is a request the leader answers at once. A leader that does
-// not answer within handOffTimeout (killed, stalled; Deps.HandOffTimeout)
-// is passed over: the
+// A hand-over is a request the leader answers at once. A leader that
+// answers that its lanes are full (a backlog draining at the token's rate)
+// is alive: the message is NAKed to wait its turn (handOffBusyWait), up to
+// handOffBusyMax of such answers in a row, so the backlog still fills the
+// leader's requests rather than half-empty ones of each sender. A leader
+// that does not answer within handOffTimeout (killed, stalled;
+// Deps.HandOffTimeout), or stays full longer, is passed over: the
 // sender handles the message itself, and goes on doing so for that shop
 // until the lease expires and someone leads again. A leader that answers
 // late may handle the message too: the task's claim lets one of them send
@@ -50,6 +54,20 @@ const (
 	// lanes are full waits for room until then, and past it leaves the
 	// message to that sender.
 	headerHandOffUntil = "Sfsync-Handoff-Until"
+	// handOffBusyWait is how long a message a full leader could not take
+	// waits before it is delivered again, and handOffBusyMax how long a
+	// leader may stay full before it is passed over.
+	handOffBusyWait = 250 * time.Millisecond
+	handOffBusyMax  = 10 * time.Second
+)
+
+// handOffResult is what became of a hand-over.
+type handOffResult int
+
+const (
+	handOffNone  handOffResult = iota // no answer: the leader is gone or stalled
+	handOffTaken                      // the leader took the message
+	handOffBusy                       // the leader is alive, its lanes full
 )
 
 // leads knows, per shop, who sends its updates.
@@ -65,6 +83,30 @@ type leads struct {
 	known   map[uint32]leadEntry
 	mine    map[uint32]bool
 	holding sync.WaitGroup
+	// busy is when a shop's leader began answering that it is full (its
+	// run of such answers), by shop.
+	busy map[uint32]time.Time
+}
+
+// full records a busy answer of shopID's leader and reports whether the
+// message should wait for it (the run of busy answers is short enough).
+func (l *leads) full(shopID uint32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	since, ok := l.busy[shopID]
+	if !ok {
+		l.busy[shopID] = time.Now()
+		return true
+	}
+	return time.Since(since) < handOffBusyMax
+}
+
+// took records that shopID's leader took a message: its run of busy
+// answers is over.
+func (l *leads) took(shopID uint32) {
+	l.mu.Lock()
+	delete(l.busy, shopID)
+	l.mu.Unlock()
 }
 
 type leadEntry struct {
@@ -167,10 +209,10 @@ func (l *leads) passOver(shopID uint32, holder string) {
 	}
 }
 
-// handOff gives m to leader; false when the leader did not take it.
-func (s *Sender) handOff(ctx context.Context, leader string, m jetstream.Msg) bool {
+// handOff gives m to leader.
+func (s *Sender) handOff(ctx context.Context, leader string, m jetstream.Msg) handOffResult {
 	if m.Reply() == "" {
-		return false
+		return handOffNone
 	}
 	fwd := nats.NewMsg(handOffSubject(leader))
 	fwd.Data = m.Data()
@@ -185,11 +227,16 @@ func (s *Sender) handOff(ctx context.Context, leader string, m jetstream.Msg) bo
 	rctx, cancel := context.WithTimeout(ctx, s.lead.timeout)
 	defer cancel()
 	resp, err := s.nc.RequestMsgWithContext(rctx, fwd)
-	if err != nil || string(resp.Data) != "taken" {
-		return false
+	switch {
+	case err != nil:
+		return handOffNone
+	case string(resp.Data) == "taken":
+		s.m.handedOff.Inc()
+		return handOffTaken
+	case string(resp.Data) == "busy":
+		return handOffBusy
 	}
-	s.m.handedOff.Inc()
-	return true
+	return handOffNone
 }
 
 // handOffs is the leader side: the messages other senders hand over go

@@ -128,7 +128,7 @@ func New(cfg Config, d Deps) (*Sender, error) {
 	}
 	s.shops = shoppolicy.New(d.Store, pc)
 	if d.LeaseTTL > 0 && cfg.Targets.ToShoppingFeed() {
-		s.lead = &leads{s: s, ttl: d.LeaseTTL, timeout: d.HandOffTimeout, known: map[uint32]leadEntry{}, mine: map[uint32]bool{}}
+		s.lead = &leads{s: s, ttl: d.LeaseTTL, timeout: d.HandOffTimeout, known: map[uint32]leadEntry{}, mine: map[uint32]bool{}, busy: map[uint32]time.Time{}}
 		if s.lead.timeout <= 0 {
 			s.lead.timeout = handOffTimeout
 		}
@@ -308,8 +308,14 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) (even
 	}
 	if _, handed := m.(*handedMsg); s.lead != nil && !handed && !ev.Webhook() && ev.ShopID != 0 {
 		if leader := s.lead.leaderOf(ctx, ev.ShopID); leader != s.instance {
-			if s.handOff(ctx, leader, m) {
+			switch s.handOff(ctx, leader, m) {
+			case handOffTaken:
+				s.lead.took(ev.ShopID)
 				return ev, handedOver()
+			case handOffBusy:
+				if s.lead.full(ev.ShopID) {
+					return ev, nakAfter(handOffBusyWait) // the leader drains a backlog: wait its turn
+				}
 			}
 			s.lead.passOver(ev.ShopID, leader)
 		}
