@@ -122,7 +122,10 @@ func Key(db, prefix string) string {
 	return "detector." + clean(db) + "." + clean(prefix)
 }
 
-// Leading reports whether this replica is the active detector.
+// Leading reports whether this replica is the active detector: it holds the
+// lease and knows its resume position, so every row committed from now on
+// will be published (with START_FROM=now, rows committed before that
+// position was read are not).
 func (d *Detector) Leading() bool { return d.leading.Load() }
 
 // Role is "leader" or "waiting", for /readyz.
@@ -180,7 +183,6 @@ func (d *Detector) leadWhileHeld(ctx context.Context, lease *broker.Lease, cps j
 		<-lost
 		cancel(errors.New("lease lost"))
 	}()
-	d.leading.Store(true)
 	d.m.leaseHeld.Set(1)
 	err := d.lead(lctx, &checkpoints{kv: cps, store: d.store, key: d.key})
 	d.leading.Store(false)

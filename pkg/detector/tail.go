@@ -56,6 +56,7 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 		d.sweepLost(ctx)
 	}
 	d.log.Info("detector resumes", "position", saved.Position, "gaps", len(saved.Gaps))
+	d.leading.Store(true) // reset by leadWhileHeld when lead returns
 	read := saved // the reader's position: saved, or ahead of it by the batch in flight
 	var inflight *batch
 	flush := func() error {
