@@ -129,9 +129,12 @@ type cluster struct {
 	reported     map[uint32]int                        // order → times listed in an error report
 	// applied counts, per order, the updates a sender found already
 	// applied on Shopping Feed and did not send again.
-	applied  map[uint32][]string
-	kills    int
-	restarts map[string]int
+	applied map[uint32][]string
+	// recovered counts updates whose earlier POST's batch id a sender had
+	// kept: recorded and followed, not sent again.
+	recovered int
+	kills     int
+	restarts  map[string]int
 	// extraEnv overrides variables per kind of process (last value wins).
 	extraEnv map[string][]string
 }
@@ -351,6 +354,8 @@ func (c *cluster) senderLine(p *proc, inc int, line []byte) {
 		if op, _, ok := strings.Cut(l.Reason, " of order "); ok && strings.Contains(l.Reason, "found already applied") {
 			c.applied[l.Order] = append(c.applied[l.Order], op)
 		}
+	case "earlier attempt recovered by its batch id; following its ticket, not sending again":
+		c.recovered++
 	case "earlier attempt found already applied; sending what follows":
 		c.applied[l.Order] = append(c.applied[l.Order], l.Applied)
 	}

@@ -34,6 +34,9 @@ type Report struct {
 	// the 429s its strict rate limit refused (a deployment that keeps to
 	// its budget gets none), Throttled the 429s it injected as a fault.
 	Requests, RateLimited, Throttled int
+	// Recovered are updates whose earlier POST's batch id was kept by a
+	// sender that died before recording it: followed, not sent again.
+	Recovered int
 
 	Quiescence time.Duration
 	Settled    bool
@@ -122,6 +125,7 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 	window := c.windowOrders
 	reported := c.reported
 	applied := c.applied
+	rep.Recovered = c.recovered
 	rep.WindowKills, rep.WindowPosts = c.windowKills, c.windowPosts
 	for _, n := range window {
 		rep.WindowOrders += n
@@ -412,6 +416,8 @@ func (r *Report) Print(w io.Writer) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nkills that hit a sender between POST and commit: %d, cutting %d POSTs of %d orders; %d duplicate order operations, first sent in %d POSTs (allowed: only orders of cut POSTs, at most their number)\n",
 		r.WindowKills, r.WindowPosts, r.WindowOrders, r.totals().Duplicates, r.DupPosts)
+	fmt.Fprintf(w, "earlier POSTs cut by a kill: %d found already applied on Shopping Feed, %d recovered by the batch id kept before the kill (neither sent again)\n",
+		t.AlreadyApplied, r.Recovered)
 	fmt.Fprintf(w, "429 answers: %d refused by the sandbox's strict rate limit of %s per token (target 0), %d injected as faults; %d requests in all\n",
 		r.RateLimited, rateLimit, r.Throttled, r.Requests)
 	fmt.Fprintf(w, "task rows left pending: %d; failures not explained by Shopping Feed: %d; failed orders missing from the error report: %d\n",

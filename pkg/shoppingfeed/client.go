@@ -176,6 +176,11 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			}
 			c.m.limitWait.Observe(time.Since(start).Seconds())
 		}
+		if f, ok := ctx.Value(beforeSendKey{}).(func(context.Context) error); ok {
+			if err := f(ctx); err != nil {
+				return response{}, err
+			}
+		}
 		res, err := c.attempt(ctx, cl, target)
 		var wait time.Duration
 		var reason string
@@ -223,6 +228,17 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			return response{}, c.stopped(cl, last, err)
 		}
 	}
+}
+
+type beforeSendKey struct{}
+
+// WithBeforeSend returns a context under which a call runs f just before
+// each of its requests leaves, once the rate limiter let it through: an
+// Operate that may reach Shopping Feed is recorded there, at the moment it
+// may. An error from f ends the call before that request is sent, and the
+// call returns it as it is.
+func WithBeforeSend(ctx context.Context, f func(context.Context) error) context.Context {
+	return context.WithValue(ctx, beforeSendKey{}, f)
 }
 
 // stopped is the error of a call whose context ended between requests.

@@ -771,3 +771,32 @@ func TestClientsShareARegistry(t *testing.T) {
 		t.Errorf("requests counted %v, want 2 (both clients)", got)
 	}
 }
+
+// TestBeforeSendRunsAsEachRequestLeaves: the hook runs once before each
+// request of a call, retries included, and its error ends the call with
+// nothing sent.
+func TestBeforeSendRunsAsEachRequestLeaves(t *testing.T) {
+	e := newEnv(t, func(c *sfsandbox.Config) { c.Faults.ThrottleWait = 10 * time.Millisecond }, nil)
+	e.sb.FailNext(503)
+	var calls []int
+	ctx := shoppingfeed.WithBeforeSend(t.Context(), func(context.Context) error {
+		calls = append(calls, len(e.sb.Requests()))
+		return nil
+	})
+	if _, err := e.c.Operate(ctx, token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(1)}); err != nil {
+		t.Fatalf("Operate: %v", err)
+	}
+	if diff := cmp.Diff([]int{0, 1}, calls); diff != "" {
+		t.Errorf("hook calls, by requests answered before each (-want +got):\n%s", diff)
+	}
+
+	refused := errors.New("claim lost")
+	ctx = shoppingfeed.WithBeforeSend(t.Context(), func(context.Context) error { return refused })
+	before := len(e.sb.Requests())
+	if _, err := e.c.Operate(ctx, token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(2)}); !errors.Is(err, refused) {
+		t.Fatalf("Operate with a refusing hook: %v, want its error", err)
+	}
+	if n := len(e.sb.Requests()) - before; n != 0 {
+		t.Fatalf("a refusing hook let %d requests out", n)
+	}
+}
