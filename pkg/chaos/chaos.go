@@ -319,7 +319,9 @@ func (c *cluster) startWorkers() {
 		"SHIPPED_DELAY="+c.o.ShipDelay.String(), "SWEEP_INTERVAL=3s", "SWEEP_AFTER="+sweepAfter.String(), "GAP_GRACE=10s")
 	add("sender", c.o.Senders, "LOG_LEVEL=debug", "BATCH_LINGER=300ms", "CLAIM_TTL=15s",
 		"TRACKING_MAX_WAIT=8s", "TRACKING_RECHECK=1s", "SEND_RETRY_BASE=500ms", "SEND_RETRY_MAX=5s")
-	add("ticketpoller", c.o.Pollers, "LOG_LEVEL=info", "TICKET_BACKOFF_MIN=500ms", "TICKET_BACKOFF_MAX=3s",
+	// TICKET_BACKOFF_MIN is left at its default: under Shopping Feed's
+	// limit a ticket read costs the same budget as a POST.
+	add("ticketpoller", c.o.Pollers, "LOG_LEVEL=info", "TICKET_BACKOFF_MAX=5s",
 		"REPORT_INTERVAL="+reportInterval.String())
 }
 

@@ -20,7 +20,8 @@
 //
 // The clocks of the processes are taken to agree (NTP) within the margin
 // the period is widened by (5 %, 100 ms for 2 s). When the broker cannot be
-// reached, a process paces itself alone with the same rule, and says so.
+// reached for Grace, a process paces itself alone with the same rule, and
+// says so.
 package ratebudget
 
 import (
@@ -55,7 +56,18 @@ type Budget struct {
 	local   map[string]*entry // when the broker cannot be reached
 	warned  time.Time
 	metrics Observer
+	// grace is how long bookings wait for the broker to answer again
+	// before this process paces alone; down is when it stopped answering
+	// (zero while it answers).
+	grace time.Duration
+	down  time.Time
 }
+
+// Grace is how long a booking waits for an unreachable broker (a restart,
+// a wiped store being declared again, a reply late on a loaded machine)
+// before the process paces its requests alone: N processes pacing alone
+// send N times the token's budget, and Shopping Feed answers 429.
+const Grace = 10 * time.Second
 
 // Observer is told how each booking went (nil: nothing).
 type Observer interface {
@@ -64,12 +76,23 @@ type Observer interface {
 	Booked(wait time.Duration, conflicts int, shared bool)
 }
 
+// Option changes a Budget built by New.
+type Option func(*Budget)
+
+// WithGrace sets how long bookings wait for an unreachable broker before
+// the process paces alone (default Grace; 0: at once).
+func WithGrace(d time.Duration) Option { return func(b *Budget) { b.grace = d } }
+
 // New returns a Budget of n requests per period for every token, kept in kv.
-func New(kv jetstream.KeyValue, n int, per time.Duration, log *slog.Logger, obs Observer) *Budget {
+func New(kv jetstream.KeyValue, n int, per time.Duration, log *slog.Logger, obs Observer, opts ...Option) *Budget {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Budget{kv: kv, n: n, per: per + per/20, log: log, now: time.Now, local: map[string]*entry{}, metrics: obs}
+	b := &Budget{kv: kv, n: n, per: per + per/20, log: log, now: time.Now, local: map[string]*entry{}, metrics: obs, grace: Grace}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
 // entry is a token's budget as the KV value holds it (JSON, for people
@@ -137,10 +160,27 @@ func (b *Budget) Reserve(ctx context.Context, key string, read bool) (time.Time,
 		at, err := b.tryShared(ctx, key, read)
 		switch {
 		case err == nil:
+			b.mu.Lock()
+			b.down = time.Time{}
+			b.mu.Unlock()
 			b.observe(at, conflicts, true)
 			return at, nil
 		case errors.Is(err, errConflict):
 			conflicts++
+			continue
+		}
+		b.mu.Lock()
+		if b.down.IsZero() {
+			b.down = time.Now()
+		}
+		waiting := time.Since(b.down) < b.grace
+		b.mu.Unlock()
+		if waiting {
+			// The broker may be back in a moment: the shared budget is
+			// worth waiting for.
+			if !pause.For(ctx, 200*time.Millisecond) {
+				return time.Time{}, ctx.Err()
+			}
 			continue
 		}
 		at = b.bookLocal(key, read, func() { b.warn(err) })

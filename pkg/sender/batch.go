@@ -143,9 +143,20 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 	// and only while every claim is still this sender's: a claim that
 	// lapsed and went to another sender means that sender may send it.
 	var markErr error
-	octx := shoppingfeed.WithBeforeSend(ctx, func(ctx context.Context) error {
-		markErr = s.store.MarkPosted(ctx, s.instance, string(op), ids, s.cfg.ClaimTTL)
-		return markErr
+	octx := shoppingfeed.WithSendHooks(ctx, shoppingfeed.SendHooks{
+		Before: func(ctx context.Context) error {
+			markErr = s.store.MarkPosted(ctx, s.instance, string(op), ids, s.cfg.ClaimTTL)
+			return markErr
+		},
+		// Shopping Feed answered with a 429 or a 5xx: the request was
+		// refused, not applied (the client sends it again itself on such
+		// answers). Until the next one leaves, a sender that dies has
+		// nothing to find out.
+		Refused: func(ctx context.Context) {
+			if err := s.store.ClearPosted(ctx, s.instance, ids); err != nil {
+				s.log.Warn("forget the intent of a refused request; the next attempt asks Shopping Feed first", "err", err)
+			}
+		},
 	})
 	b, err := s.client.Operate(octx, items[0].tok.Secret, k.storeID, op, entries)
 	if markErr != nil {
@@ -196,15 +207,6 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 	case shoppingfeed.Retryable(err):
 		s.m.calls.WithLabelValues(string(op), "retry").Inc()
 		s.m.errors.WithLabelValues("retryable").Inc()
-		var ae *shoppingfeed.APIError
-		if errors.As(err, &ae) {
-			// Shopping Feed answered, with a 429 or a 5xx: the request was
-			// refused, not applied (the client sends it again itself on
-			// such answers). The next attempt has nothing to find out.
-			if cerr := s.store.ClearPosted(ctx, s.instance, ids); cerr != nil {
-				s.log.Warn("forget the intent of a refused request; the next attempt asks Shopping Feed first", "err", cerr)
-			}
-		}
 		for _, it := range items {
 			s.conclude(ctx, it, s.retry(ctx, it, err))
 		}

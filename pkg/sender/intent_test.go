@@ -3,6 +3,7 @@ package sender_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,4 +160,26 @@ func TestLostClaimStopsThePost(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.eventually(15*time.Second, "the cancel sent once the claim is free", func() bool { return len(p.sent()[sfID]) == 1 })
+}
+
+// TestRefusedPostLeavesNothingToFindOut: Shopping Feed answered the POST
+// 503, which applied nothing; the next attempt sends without asking
+// Shopping Feed whether the refused one was applied.
+func TestRefusedPostLeavesNothingToFindOut(t *testing.T) {
+	p := newPipeline(t, options{})
+	p.startSender(senderConfig(), "s1")
+	o, sfID := p.order()
+	p.sb.Sandbox.FailNext(503)
+	p.change(o, shopfixture.StateCanceled)
+	p.eventually(10*time.Second, "the cancel sent after the 503", func() bool { return len(p.sent()[sfID]) == 1 })
+	var answered []int
+	for _, r := range p.sb.Sandbox.Requests() {
+		if strings.Contains(r.Path, "/order/") && r.Method == "GET" {
+			t.Fatalf("the sender asked Shopping Feed about the order after a 503: %s", r.Path)
+		}
+		answered = append(answered, r.Status)
+	}
+	if len(answered) != 2 || answered[0] != 503 {
+		t.Fatalf("requests answered %v, want the 503 and the accepted cancel", answered)
+	}
 }

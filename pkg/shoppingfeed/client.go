@@ -176,8 +176,9 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			}
 			c.m.limitWait.Observe(time.Since(start).Seconds())
 		}
-		if f, ok := ctx.Value(beforeSendKey{}).(func(context.Context) error); ok {
-			if err := f(ctx); err != nil {
+		hooks, _ := ctx.Value(sendHooksKey{}).(SendHooks)
+		if hooks.Before != nil {
+			if err := hooks.Before(ctx); err != nil {
 				return response{}, err
 			}
 		}
@@ -201,6 +202,9 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			ae := c.apiError(cl, res, attempt)
 			if ae.Status != http.StatusTooManyRequests && ae.Status < 500 {
 				return response{}, ae
+			}
+			if hooks.Refused != nil {
+				hooks.Refused(ctx)
 			}
 			last, reason = ae, "server_error"
 			if ae.Status == http.StatusTooManyRequests {
@@ -230,15 +234,25 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 	}
 }
 
-type beforeSendKey struct{}
+type sendHooksKey struct{}
 
-// WithBeforeSend returns a context under which a call runs f just before
-// each of its requests leaves, once the rate limiter let it through: an
-// Operate that may reach Shopping Feed is recorded there, at the moment it
-// may. An error from f ends the call before that request is sent, and the
-// call returns it as it is.
-func WithBeforeSend(ctx context.Context, f func(context.Context) error) context.Context {
-	return context.WithValue(ctx, beforeSendKey{}, f)
+// SendHooks are run by a call made under WithSendHooks, as its requests
+// go: an Operate that may reach Shopping Feed is recorded there, at the
+// moment it may, and forgotten when Shopping Feed refused it.
+type SendHooks struct {
+	// Before runs just before each request leaves, once the rate limiter
+	// let it through. An error ends the call before that request is
+	// sent, and the call returns it as it is.
+	Before func(context.Context) error
+	// Refused runs when a request was answered 429 or 5xx: applied
+	// nothing, as the client takes it (it sends such a request again
+	// itself), before the call waits to retry or returns.
+	Refused func(context.Context)
+}
+
+// WithSendHooks returns a context under which calls run h.
+func WithSendHooks(ctx context.Context, h SendHooks) context.Context {
+	return context.WithValue(ctx, sendHooksKey{}, h)
 }
 
 // stopped is the error of a call whose context ended between requests.

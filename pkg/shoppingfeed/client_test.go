@@ -772,26 +772,30 @@ func TestClientsShareARegistry(t *testing.T) {
 	}
 }
 
-// TestBeforeSendRunsAsEachRequestLeaves: the hook runs once before each
-// request of a call, retries included, and its error ends the call with
-// nothing sent.
-func TestBeforeSendRunsAsEachRequestLeaves(t *testing.T) {
+// TestSendHooksRunAsEachRequestGoes: Before runs once before each request
+// of a call, retries included, Refused after each 429 or 5xx, and an error
+// from Before ends the call with nothing sent.
+func TestSendHooksRunAsEachRequestGoes(t *testing.T) {
 	e := newEnv(t, func(c *sfsandbox.Config) { c.Faults.ThrottleWait = 10 * time.Millisecond }, nil)
-	e.sb.FailNext(503)
-	var calls []int
-	ctx := shoppingfeed.WithBeforeSend(t.Context(), func(context.Context) error {
-		calls = append(calls, len(e.sb.Requests()))
-		return nil
+	e.sb.FailNext(503, 429)
+	var events []string
+	ctx := shoppingfeed.WithSendHooks(t.Context(), shoppingfeed.SendHooks{
+		Before: func(context.Context) error {
+			events = append(events, fmt.Sprint("before ", len(e.sb.Requests())))
+			return nil
+		},
+		Refused: func(context.Context) { events = append(events, fmt.Sprint("refused ", len(e.sb.Requests()))) },
 	})
 	if _, err := e.c.Operate(ctx, token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(1)}); err != nil {
 		t.Fatalf("Operate: %v", err)
 	}
-	if diff := cmp.Diff([]int{0, 1}, calls); diff != "" {
-		t.Errorf("hook calls, by requests answered before each (-want +got):\n%s", diff)
+	want := []string{"before 0", "refused 1", "before 1", "refused 2", "before 2"}
+	if diff := cmp.Diff(want, events); diff != "" {
+		t.Errorf("hook calls, with the requests answered at each (-want +got):\n%s", diff)
 	}
 
 	refused := errors.New("claim lost")
-	ctx = shoppingfeed.WithBeforeSend(t.Context(), func(context.Context) error { return refused })
+	ctx = shoppingfeed.WithSendHooks(t.Context(), shoppingfeed.SendHooks{Before: func(context.Context) error { return refused }})
 	before := len(e.sb.Requests())
 	if _, err := e.c.Operate(ctx, token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(2)}); !errors.Is(err, refused) {
 		t.Fatalf("Operate with a refusing hook: %v, want its error", err)
