@@ -37,6 +37,24 @@ type Checkpoint struct {
 	// Position (history rows published again are deduplicated by the
 	// broker inside its window and by the task table beyond).
 	Replay bool `json:"replay,omitempty"`
+	// Slips is the order_slip tail's place (see slips.go); nil in a
+	// checkpoint written before slips were tailed.
+	Slips *SlipCursor `json:"slips,omitempty"`
+}
+
+// SlipCursor is the order_slip tail's position and open gaps, kept in the
+// checkpoint beside order_history's and moved with it: one
+// compare-and-set saves both.
+type SlipCursor struct {
+	Position uint64 `json:"position"`
+	Gaps     []Gap  `json:"gaps,omitempty"`
+}
+
+func sameSlips(a, b *SlipCursor) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Position == b.Position && sameGaps(a.Gaps, b.Gaps)
 }
 
 func (c Checkpoint) gapIDs() uint64 {

@@ -48,13 +48,22 @@ func (d *Detector) gapsLeft(ctx context.Context, gaps []Gap, found []prestashop.
 // advance moves the position over new rows (in id order): ids skipped
 // between them are new gaps, seen now.
 func advance(position uint64, gaps []Gap, rows []prestashop.HistoryRow, now time.Time) (uint64, []Gap) {
+	ids := make([]uint64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return advanceIDs(position, gaps, ids, now)
+}
+
+// advanceIDs is advance over ids (in order).
+func advanceIDs(position uint64, gaps []Gap, ids []uint64, now time.Time) (uint64, []Gap) {
 	expect := position + 1
-	for _, r := range rows {
-		if r.ID > expect {
-			gaps = append(gaps, Gap{Lo: expect, Hi: r.ID - 1, Seen: now})
+	for _, id := range ids {
+		if id > expect {
+			gaps = append(gaps, Gap{Lo: expect, Hi: id - 1, Seen: now})
 		}
-		expect = r.ID + 1
-		position = r.ID
+		expect = id + 1
+		position = id
 	}
 	return position, gaps
 }

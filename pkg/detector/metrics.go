@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		leaseHeld:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "sfsync_detector_lease_held", Help: "1 while this replica is the active detector."}),
 		rowsRead:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_detector_rows_read_total", Help: "order_history rows read."}),
 		badRows:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_detector_rows_skipped_total", Help: "order_history rows skipped because they cannot be used (listed by sfsync status)."}),
-		published:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_detector_events_published_total", Help: "Order-status events published, by whether the state is mapped."}, []string{"kind"}),
+		published:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_detector_events_published_total", Help: "Events published: order-status changes by whether the state is mapped (mapped, unmapped), and order slips sent as partial refunds (slip)."}, []string{"kind"}),
 		gapsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_detector_gaps_closed_total", Help: "Gaps closed, by how: filled (row appeared), writers (every open transaction ended), grace."}, []string{"how"}),
 		swept:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_detector_swept_total", Help: "Tasks republished by the sweeper, by action."}, []string{"action"}),
 		blocked:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sfsync_detector_shop_blocked", Help: "1 while the conflict guard or the sync switch blocks a shop."}, []string{"shop_id"}),

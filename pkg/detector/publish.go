@@ -14,28 +14,45 @@ import (
 	"github.com/sfsync/sfsync/pkg/targets"
 )
 
-// dispatch routes rows, saves the tasks of mapped changes, mirrors next
-// (see tail), then publishes the events; the caller awaits the
-// acknowledgements.
-func (d *Detector) dispatch(ctx context.Context, cps *checkpoints, rows []prestashop.HistoryRow, next Checkpoint) ([]routed, []jetstream.PubAckFuture, error) {
-	if len(rows) == 0 {
-		return nil, nil, nil
+// dispatch routes rows and slips, saves the tasks of mapped changes and
+// slips, mirrors next (see tail), then publishes the events; the caller
+// awaits the acknowledgements.
+func (d *Detector) dispatch(ctx context.Context, cps *checkpoints, rows []prestashop.HistoryRow, slips []prestashop.SlipRow, next Checkpoint) ([]routed, []routedSlip, []jetstream.PubAckFuture, error) {
+	if len(rows) == 0 && len(slips) == 0 {
+		return nil, nil, nil, nil
 	}
 	if err := d.skipBad(ctx, rows); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	d.skipBadSlips(slips)
 	shops := map[uint32]*shoppolicy.Shop{}
-	for _, r := range rows {
-		if _, ok := shops[r.ShopID]; ok || !concerned(r, d.cfg.Targets) {
-			continue
+	lookup := func(id uint32) error {
+		if _, ok := shops[id]; ok {
+			return nil
 		}
-		sh, err := d.shops.Shop(ctx, r.ShopID)
+		sh, err := d.shops.Shop(ctx, id)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		shops[r.ShopID] = sh
+		shops[id] = sh
+		return nil
+	}
+	for _, r := range rows {
+		if concerned(r, d.cfg.Targets) {
+			if err := lookup(r.ShopID); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
+	for _, sl := range slips {
+		if slipConcerned(sl, d.cfg.Targets) {
+			if err := lookup(sl.ShopID); err != nil {
+				return nil, nil, nil, err
+			}
+		}
 	}
 	evs := route(rows, shops, d.cfg.Targets)
+	slipEvs := routeSlips(slips, shops, d.cfg.Targets)
 	var changes, hookChanges []prestashop.TaskChange
 	for _, p := range evs {
 		c := prestashop.TaskChange{OrderID: p.row.OrderID, HistoryID: p.row.ID, UpdateAt: p.notBefore}
@@ -50,24 +67,39 @@ func (d *Detector) dispatch(ctx context.Context, cps *checkpoints, rows []presta
 	if len(changes) > 0 {
 		var err error
 		if taskIDs, err = d.store.UpsertSyncTasks(ctx, changes); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	hookIDs := map[uint32]uint64{}
 	if len(hookChanges) > 0 {
 		var err error
 		if hookIDs, err = d.store.UpsertTasks(ctx, prestashop.ActionWebhook, hookChanges); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
+		}
+	}
+	refundIDs := map[uint32]uint64{}
+	if len(slipEvs) > 0 {
+		refunds := make([]prestashop.TaskChange, len(slipEvs))
+		for i, p := range slipEvs {
+			refunds[i] = prestashop.TaskChange{OrderID: p.row.OrderID, HistoryID: p.row.ID, UpdateAt: p.row.At}
+		}
+		var err error
+		if refundIDs, err = d.store.UpsertTasks(ctx, prestashop.ActionPartialRefund, refunds); err != nil {
+			return nil, nil, nil, err
 		}
 	}
 	if ctx.Err() != nil {
-		return nil, nil, ctx.Err() // the lease may be gone: publish nothing more
+		return nil, nil, nil, ctx.Err() // the lease may be gone: publish nothing more
 	}
 	if err := d.mirror(ctx, cps, next); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	futs, err := d.publish(evs, next.Position, taskIDs, hookIDs)
-	return evs, futs, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	more, err := d.publishSlips(slipEvs, next.Position, refundIDs)
+	return evs, slipEvs, append(futs, more...), err
 }
 
 // skipBad reports the rows that cannot be used: an error line naming each

@@ -68,16 +68,19 @@ func (d *Detector) sweepOnce(ctx context.Context, after time.Duration) (int, err
 	var ids []uint64
 	for _, t := range stuck {
 		switch t.Action {
-		case prestashop.ActionSyncStatus, prestashop.ActionWebhook:
+		case prestashop.ActionSyncStatus, prestashop.ActionWebhook, prestashop.ActionPartialRefund:
 			ev := events.Change{ShopDB: d.shopDB, ShopID: t.ShopID, OrderID: t.OrderID, TaskID: t.TaskID, Source: events.SourceSweeper}
-			if t.Action == prestashop.ActionWebhook {
+			switch t.Action {
+			case prestashop.ActionWebhook:
 				ev.Target = targets.Webhook
+			case prestashop.ActionPartialRefund:
+				ev.Action = t.Action
 			}
 			if _, err := d.js.PublishMsg(ctx, ev.Msg("none", events.SweptID(d.key, t.TaskID, now))); err != nil {
 				return 0, fmt.Errorf("republish task %d: %w", t.TaskID, err)
 			}
 			d.m.swept.WithLabelValues(t.Action).Inc()
-		case prestashop.ActionCheckTicketStatus:
+		case prestashop.ActionCheckTicketStatus, prestashop.ActionCheckTicketPartialRefund:
 			b, ok := batches[t.BatchID]
 			if !ok {
 				b = &events.Batch{ShopDB: d.shopDB, StoreID: t.StoreID, ShopID: t.ShopID, BatchID: t.BatchID, Operation: t.Operation,

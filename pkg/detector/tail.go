@@ -55,9 +55,12 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 	if restored {
 		d.sweepLost(ctx)
 	}
-	d.log.Info("detector resumes", "position", saved.Position, "gaps", len(saved.Gaps))
+	if saved, err = d.ensureSlips(ctx, cps, saved, Checkpoint{}); err != nil {
+		return err
+	}
+	d.log.Info("detector resumes", "position", saved.Position, "gaps", len(saved.Gaps), "slip_position", saved.Slips.Position)
 	d.leading.Store(true) // reset by leadWhileHeld when lead returns
-	read := saved // the reader's position: saved, or ahead of it by the batch in flight
+	read := saved         // the reader's position: saved, or ahead of it by the batch in flight
 	var inflight *batch
 	flush := func() error {
 		if inflight == nil {
@@ -92,7 +95,11 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 		switch {
 		case errors.Is(err, errCheckpointMoved):
 			inflight = nil
+			prev := saved
 			if saved, err = d.reload(ctx, cps); err != nil {
+				return err
+			}
+			if saved, err = d.ensureSlips(ctx, cps, saved, prev); err != nil {
 				return err
 			}
 			read = saved
@@ -121,7 +128,11 @@ func (d *Detector) tail(ctx context.Context, cps *checkpoints) error {
 			// A replay moves the checkpoint while we are idle.
 			lastPeek = time.Now()
 			if moved, err := d.checkpointMoved(ctx, cps); err == nil && moved {
+				prev := saved
 				if saved, err = d.reload(ctx, cps); err != nil {
+					return err
+				}
+				if saved, err = d.ensureSlips(ctx, cps, saved, prev); err != nil {
 					return err
 				}
 				read = saved
@@ -142,7 +153,10 @@ type batch struct {
 	idle bool
 	rows []prestashop.HistoryRow
 	evs  []routed
-	futs []jetstream.PubAckFuture
+	// slips are the order_slip rows read, and slipEvs what they became.
+	slips   []prestashop.SlipRow
+	slipEvs []routedSlip
+	futs    []jetstream.PubAckFuture
 }
 
 // commit waits for a batch's acknowledgements and saves its checkpoint.
@@ -157,7 +171,8 @@ func (d *Detector) commit(ctx context.Context, cps *checkpoints, saved Checkpoin
 		}
 		d.m.published.WithLabelValues(kind).Inc()
 	}
-	if b.cp.Position != saved.Position || !sameGaps(b.cp.Gaps, saved.Gaps) {
+	d.m.published.WithLabelValues("slip").Add(float64(len(b.slipEvs)))
+	if b.cp.Position != saved.Position || !sameGaps(b.cp.Gaps, saved.Gaps) || !sameSlips(b.cp.Slips, saved.Slips) {
 		if err := cps.save(ctx, b.cp); err != nil {
 			return err
 		}
@@ -294,9 +309,14 @@ func (d *Detector) prepare(ctx context.Context, cps *checkpoints, cp Checkpoint)
 	next.Position, next.Gaps = advance(cp.Position, next.Gaps, rows, now)
 	all := append(found, rows...)
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	b := &batch{cp: next, full: full, rows: rows}
-	b.idle = len(all) == 0 && len(cp.Gaps) == 0 && len(next.Gaps) == 0
-	if b.evs, b.futs, err = d.dispatch(ctx, cps, all, next); err != nil {
+	slips, slipsFull, err := d.readSlips(ctx, &next, cp.Slips, now)
+	if err != nil {
+		return nil, err
+	}
+	b := &batch{cp: next, full: full || slipsFull, rows: rows, slips: slips}
+	b.idle = len(all) == 0 && len(cp.Gaps) == 0 && len(next.Gaps) == 0 &&
+		len(slips) == 0 && (cp.Slips == nil || len(cp.Slips.Gaps) == 0) && len(next.Slips.Gaps) == 0
+	if b.evs, b.slipEvs, b.futs, err = d.dispatch(ctx, cps, all, slips, next); err != nil {
 		return nil, err
 	}
 	d.m.rowsRead.Add(float64(len(all)))

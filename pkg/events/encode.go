@@ -64,6 +64,7 @@ func encodeChange(ev *sfsyncv1.OrderStatusChanged) []byte {
 	str("source", ev.Source)
 	str("shopDb", ev.ShopDb)
 	str("target", ev.Target)
+	str("action", ev.Action)
 	return append(b, '}')
 }
 

@@ -22,6 +22,7 @@ func TestEncodeEventIsProtoJSON(t *testing.T) {
 		{"detector", &sfsyncv1.OrderStatusChanged{ShopId: 1, OrderId: 42, OrderHistoryId: 1 << 40, OrderStateId: 4,
 			ChangedAt: timestamppb.New(at), NotBefore: timestamppb.New(at.Add(5 * time.Minute)), Position: 1<<40 + 7, TaskId: 9,
 			Source: "detector", ShopDb: "prestashop", Target: "webhook"}},
+		{"partial refund", &sfsyncv1.OrderStatusChanged{ShopId: 1, OrderId: 42, OrderHistoryId: 7, Source: "detector", Action: "PARTIAL_REFUND"}},
 		{"millis", &sfsyncv1.OrderStatusChanged{ChangedAt: timestamppb.New(at.Add(120 * time.Millisecond))}},
 		{"micros", &sfsyncv1.OrderStatusChanged{ChangedAt: timestamppb.New(at.Add(7 * time.Microsecond))}},
 		{"nanos", &sfsyncv1.OrderStatusChanged{ChangedAt: timestamppb.New(at.Add(3))}},

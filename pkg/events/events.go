@@ -89,6 +89,11 @@ func DetectedID(detector string, historyID uint64, target string) string {
 	return id
 }
 
+// SlipID is the id of the event the detector publishes for an order slip.
+func SlipID(detector string, slipID uint64) string {
+	return detector + ".slip." + strconv.FormatUint(slipID, 10)
+}
+
 // SweptID is the id of a task the sweeper republishes at a time: one a
 // minute at most.
 func SweptID(detector string, taskID uint64, at time.Time) string {

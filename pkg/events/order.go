@@ -29,6 +29,9 @@ type Change struct {
 	// Target is "" or TargetShoppingFeed for Shopping Feed, TargetWebhook
 	// for the webhook.
 	Target string
+	// Action is "" for a status change, prestashop.ActionPartialRefund
+	// for an order slip (HistoryID is then the slip's id).
+	Action string
 }
 
 // Webhook reports whether the change concerns the webhook target.
@@ -64,7 +67,7 @@ func (c Change) proto() *sfsyncv1.OrderStatusChanged {
 	return &sfsyncv1.OrderStatusChanged{
 		ShopId: c.ShopID, OrderId: c.OrderID, OrderHistoryId: c.HistoryID, OrderStateId: c.StateID,
 		ChangedAt: stamp(c.ChangedAt), NotBefore: stamp(c.NotBefore), Position: c.Position, TaskId: c.TaskID,
-		Source: c.Source, ShopDb: c.ShopDB, Target: c.Target,
+		Source: c.Source, ShopDb: c.ShopDB, Target: c.Target, Action: c.Action,
 	}
 }
 
@@ -102,7 +105,7 @@ func DecodeChange(data []byte) (Change, error) {
 	return Change{
 		ShopDB: ev.ShopDb, ShopID: ev.ShopId, OrderID: ev.OrderId, HistoryID: ev.OrderHistoryId, StateID: ev.OrderStateId,
 		ChangedAt: asTime(ev.ChangedAt), NotBefore: asTime(ev.NotBefore), Position: ev.Position, TaskID: ev.TaskId,
-		Source: ev.Source, Target: ev.Target,
+		Source: ev.Source, Target: ev.Target, Action: ev.Action,
 	}, nil
 }
 

@@ -153,6 +153,13 @@ const (
 	KeyShopName       = "PS_SHOP_NAME"
 	KeyLegacyShipped  = "SHOPPING_FLUX_STATUS_SHIPPED"
 	KeyLegacyCanceled = "SHOPPING_FLUX_STATUS_CANCELED"
+	// KeyPartialRefund is the module's switch for partial refunds (order
+	// import rules, "allow partial refund"): off unless set, as in the
+	// module.
+	KeyPartialRefund = "SHOPPINGFEED_ALLOW_PARTIAL_REFUND"
+	// KeyReferenceFormat is the product field the feed exports as each
+	// product's reference (ReferenceFormats).
+	KeyReferenceFormat = "SHOPPINGFEED_PRODUCT_FEED_REFERENCE_FORMAT"
 )
 
 // MappingKeys lists the mapping keys in the order a state that appears in
@@ -229,12 +236,18 @@ type ShopSettings struct {
 	Mapping   Mapping
 	ShopEmail string
 	ShopName  string
+	// PartialRefunds is SHOPPINGFEED_ALLOW_PARTIAL_REFUND: order slips are
+	// sent as partial refunds.
+	PartialRefunds bool
+	// ReferenceFormat is SHOPPINGFEED_PRODUCT_FEED_REFERENCE_FORMAT, as
+	// stored (checked when a partial refund is sent).
+	ReferenceFormat string
 }
 
 // Settings reads and validates a shop's settings. A malformed value is a
 // *ConfigError naming the key and the shop.
 func (s *Store) Settings(ctx context.Context, shopID uint32) (ShopSettings, error) {
-	keys := []string{KeySyncEnabled, KeyTimeShift, KeyMaxOrders, KeyShopEmail, KeyShopName}
+	keys := []string{KeySyncEnabled, KeyTimeShift, KeyMaxOrders, KeyShopEmail, KeyShopName, KeyPartialRefund, KeyReferenceFormat}
 	for _, k := range MappingKeys {
 		keys = append(keys, k.Key)
 	}
@@ -243,7 +256,12 @@ func (s *Store) Settings(ctx context.Context, shopID uint32) (ShopSettings, erro
 		return ShopSettings{}, err
 	}
 	st := ShopSettings{ShopID: shopID, SyncEnabled: true, TimeShiftMinutes: 5, MaxOrders: 100, Mapping: Mapping{},
-		ShopEmail: vals[KeyShopEmail], ShopName: vals[KeyShopName]}
+		ShopEmail: vals[KeyShopEmail], ShopName: vals[KeyShopName], ReferenceFormat: strings.TrimSpace(vals[KeyReferenceFormat])}
+	// The module reads its switch with (int) Configuration::get: anything
+	// but a number other than 0 is off.
+	if n, err := strconv.Atoi(strings.TrimSpace(vals[KeyPartialRefund])); err == nil && n != 0 {
+		st.PartialRefunds = true
+	}
 	if v, ok := vals[KeySyncEnabled]; ok && strings.TrimSpace(v) != "" {
 		switch strings.ToLower(strings.TrimSpace(v)) {
 		case "1", "true", "on", "yes":

@@ -15,13 +15,15 @@
 // its row id plus WebhookTaskIDBase, so a task id names its table. A row
 // is in one of these states:
 //
-//	pending    action SYNC_STATUS (SFSYNC_WEBHOOK for the webhook target),
-//	           sfsync_failed_at NULL, no live claim; due at update_at
+//	pending    action SYNC_STATUS (SFSYNC_WEBHOOK for the webhook target,
+//	           PARTIAL_REFUND for order slips), sfsync_failed_at NULL, no
+//	           live claim; due at update_at
 //	claimed    pending, with sfsync_claim_owner and a sfsync_claim_until in
 //	           the future: one sender prepares or sends it
-//	sent       action CHECK_TICKET_SYNC_STATUS with batch_id and
-//	           sfsync_token_id: Shopping Feed accepted it; the ticket
-//	           poller follows its ticket (Shopping Feed's tasks only)
+//	sent       action CHECK_TICKET_SYNC_STATUS (ACTION_CHECK_TICKET_PARTIAL_REFUND
+//	           for a partial refund) with batch_id and sfsync_token_id:
+//	           Shopping Feed accepted it; the ticket poller follows its
+//	           ticket (Shopping Feed's tasks only)
 //	failed     sfsync_failed_at set, sfsync_error the reason; reported once
 //	           (sfsync_reported_at) in the merchant's error report
 //	done       the row is deleted, and sfsync_task_done keeps the order's
@@ -56,6 +58,12 @@
 //	                    (SupersedeFailures)
 //	failed  → pending   UpsertTasks (the merchant's next change) or
 //	                    RequeueFailed (sfsync retry)
+//
+// A PARTIAL_REFUND task's history ids are order_slip ids: it sends the
+// lines of the order's slips from sfsync_history_first to
+// sfsync_history_last. A failed one is superseded by nothing (a slip is
+// not the order's state): only sfsync retry sends it again, and a new
+// slip makes a task of its own beside it.
 //
 // Every transition out of claimed checks the claim's owner, and one that a
 // newer change reached meanwhile (last history id moved) leaves the row

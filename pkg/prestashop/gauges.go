@@ -27,12 +27,11 @@ func (s *Store) CountUpdates(ctx context.Context) (UpdateCounts, error) {
 	var due, waiting, failed sql.NullInt64
 	var oldest sql.NullFloat64
 	err := s.db.QueryRowContext(ctx, `SELECT
-	        SUM(action IN (?, ?) AND sfsync_failed_at IS NULL AND (update_at IS NULL OR update_at <= NOW())),
-	        SUM(action IN (?, ?) AND sfsync_failed_at IS NULL AND update_at > NOW()),
+	        SUM(action IN `+sqlPendingActions+` AND sfsync_failed_at IS NULL AND (update_at IS NULL OR update_at <= NOW())),
+	        SUM(action IN `+sqlPendingActions+` AND sfsync_failed_at IS NULL AND update_at > NOW()),
 	        SUM(sfsync_failed_at IS NOT NULL),
-	        TIMESTAMPDIFF(MICROSECOND, MIN(CASE WHEN action IN (?, ?) AND sfsync_failed_at IS NULL AND update_at <= NOW() THEN update_at END), NOW()) / 1e6
-	      FROM `+s.T("shoppingfeed_task_order"),
-		ActionSyncStatus, ActionWebhook, ActionSyncStatus, ActionWebhook, ActionSyncStatus, ActionWebhook).Scan(&due, &waiting, &failed, &oldest)
+	        TIMESTAMPDIFF(MICROSECOND, MIN(CASE WHEN action IN `+sqlPendingActions+` AND sfsync_failed_at IS NULL AND update_at <= NOW() THEN update_at END), NOW()) / 1e6
+	      FROM `+s.T("shoppingfeed_task_order")).Scan(&due, &waiting, &failed, &oldest)
 	if err != nil {
 		return c, fmt.Errorf("count updates: %w", err)
 	}

@@ -26,6 +26,42 @@ const (
 	// re-install resets the action ENUM to its own six values (which
 	// fails, or blanks the rows, when another value is in use).
 	ActionWebhook = "SFSYNC_WEBHOOK"
+	// ActionPartialRefund is an order slip (a partial refund made in the
+	// back office) to send as a refund of its lines, and
+	// ActionCheckTicketPartialRefund the same once sent, while its ticket
+	// is followed: the module's own values (its ticket action does start
+	// with ACTION_).
+	ActionPartialRefund            = "PARTIAL_REFUND"
+	ActionCheckTicketPartialRefund = "ACTION_CHECK_TICKET_PARTIAL_REFUND"
+)
+
+// CheckAction is the action a pending Shopping Feed task takes once sent:
+// CHECK_TICKET_SYNC_STATUS for SYNC_STATUS, ACTION_CHECK_TICKET_PARTIAL_REFUND
+// for PARTIAL_REFUND.
+func CheckAction(pending string) string {
+	if pending == ActionPartialRefund {
+		return ActionCheckTicketPartialRefund
+	}
+	return ActionCheckTicketStatus
+}
+
+// PendingAction is the pending action a sent task's action continues (the
+// inverse of CheckAction); a pending action is its own.
+func PendingAction(action string) string {
+	switch action {
+	case ActionCheckTicketPartialRefund, ActionPartialRefund:
+		return ActionPartialRefund
+	case ActionWebhook:
+		return ActionWebhook
+	}
+	return ActionSyncStatus
+}
+
+// In SQL: the pending actions a sender claims, and the actions of sent
+// tasks whose tickets are followed.
+const (
+	sqlPendingActions = "('" + ActionSyncStatus + "', '" + ActionPartialRefund + "', '" + ActionWebhook + "')"
+	sqlCheckActions   = "('" + ActionCheckTicketStatus + "', '" + ActionCheckTicketPartialRefund + "')"
 )
 
 // ModuleActions are the values of shoppingfeed_task_order.action as the

@@ -45,8 +45,8 @@ func (t SyncTask) Due() bool { return !t.UpdateAt.After(t.Now) }
 // Claimed reports whether another sender holds the task now.
 func (t SyncTask) Claimed() bool { return t.ClaimedBy != "" && t.ClaimUntil.After(t.Now) }
 
-// PendingTask reads an order's pending task of action (SYNC_STATUS or
-// SFSYNC_WEBHOOK); ErrNotFound when there is none.
+// PendingTask reads an order's pending task of action (SYNC_STATUS,
+// PARTIAL_REFUND or SFSYNC_WEBHOOK); ErrNotFound when there is none.
 func (s *Store) PendingTask(ctx context.Context, action string, orderID uint32) (SyncTask, error) {
 	var t SyncTask
 	var upd sql.NullTime
@@ -57,7 +57,7 @@ func (s *Store) PendingTask(ctx context.Context, action string, orderID uint32) 
 	err := s.db.QueryRowContext(ctx, `SELECT id_shoppingfeed_task_order, id_order, update_at, date_add,
 	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, sfsync_failed_at,
 	        sfsync_claim_owner, sfsync_claim_until, NOW(3)
-	      FROM `+table+` WHERE action = ? AND id_order = ? ORDER BY id_shoppingfeed_task_order LIMIT 1`,
+	      FROM `+table+` WHERE action = ? AND id_order = ? ORDER BY sfsync_failed_at IS NOT NULL, id_shoppingfeed_task_order LIMIT 1`,
 		action, orderID).
 		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &failed, &owner, &until, &t.Now)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -78,8 +78,8 @@ func (s *Store) PendingTask(ctx context.Context, action string, orderID uint32) 
 	return t, nil
 }
 
-// ClaimTask claims a due, unfailed, unclaimed pending task (SYNC_STATUS or
-// SFSYNC_WEBHOOK) for owner
+// ClaimTask claims a due, unfailed, unclaimed pending task (SYNC_STATUS,
+// PARTIAL_REFUND or SFSYNC_WEBHOOK) for owner
 // for ttl, so that no other sender handles it meanwhile (an owner's own
 // live claim is not taken twice either). It returns the claimed task
 // (with the change it holds now), or ok false when the task is claimed by
@@ -88,10 +88,10 @@ func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl 
 	table, row := s.taskRow(taskID)
 	res, err := s.db.ExecContext(ctx, `UPDATE `+table+`
 	      SET sfsync_claim_owner = ?, sfsync_claim_until = NOW(3) + INTERVAL ? MICROSECOND
-	      WHERE id_shoppingfeed_task_order = ? AND action IN (?, ?) AND sfsync_failed_at IS NULL
+	      WHERE id_shoppingfeed_task_order = ? AND action IN `+sqlPendingActions+` AND sfsync_failed_at IS NULL
 	        AND (update_at IS NULL OR update_at <= NOW())
 	        AND (sfsync_claim_until IS NULL OR sfsync_claim_until < NOW(3))`,
-		owner, ttl.Microseconds(), row, ActionSyncStatus, ActionWebhook)
+		owner, ttl.Microseconds(), row)
 	if err != nil {
 		return SyncTask{}, false, fmt.Errorf("claim task %d: %w", taskID, err)
 	}
@@ -302,8 +302,12 @@ func (s *Store) ClearPosted(ctx context.Context, owner string, ids []uint64) err
 type SentTask struct {
 	TaskID  uint64
 	OrderID uint32
-	// Last is the change the task held when claimed.
-	Last uint64
+	// Action is the task's pending action: SYNC_STATUS when empty, or
+	// PARTIAL_REFUND. The sent task takes CheckAction(Action).
+	Action string
+	// Last is the change the task held when claimed, and First the first
+	// one it covered (0: Last only).
+	Last, First uint64
 	// Then, when set, is an operation the order's current state still
 	// needs after this one (deliver after ship): a pending task is left
 	// for it, due now.
@@ -314,8 +318,9 @@ type SentTask struct {
 	LogMsg string
 }
 
-// RecordSent moves the sent tasks to CHECK_TICKET_SYNC_STATUS with the
-// batch id, as the module does, in one transaction. A task that a newer
+// RecordSent moves the sent tasks to CHECK_TICKET_SYNC_STATUS (a partial
+// refund's to ACTION_CHECK_TICKET_PARTIAL_REFUND) with the batch id, as
+// the module does, in one transaction. A task that a newer
 // change reached since it was claimed stays SYNC_STATUS (and due, so the
 // newer change is sent next), its first change moved past the one sent;
 // the batch is then recorded on a new CHECK_TICKET_SYNC_STATUS row of its
@@ -342,7 +347,7 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 			" sfsync_token_id = ?, sfsync_attempts = 0, sfsync_error = NULL, sfsync_progress_at = NOW(), date_upd = NOW(),"+
 			" sfsync_claim_owner = NULL, sfsync_claim_until = NULL, sfsync_posted_op = NULL, sfsync_posted_at = NULL, sfsync_posted_batch = NULL"+
 			" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?",
-			ActionCheckTicketStatus, batchID, operation, storeID, tok, st.TaskID, owner, st.Last)
+			CheckAction(st.Action), batchID, operation, storeID, tok, st.TaskID, owner, st.Last)
 		if err != nil {
 			return nil, fmt.Errorf("record batch %s: %w", batchID, err)
 		}
@@ -370,7 +375,7 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 		args := make([]any, 0, 8*len(moved))
 		for i, st := range moved {
 			vals[i] = "(?, ?, NULL, ?, NULL, NOW(), NOW(), ?, ?, ?, ?, ?, NOW())"
-			args = append(args, ActionCheckTicketStatus, st.OrderID, batchID, st.Last, st.Last, operation, storeID, tok)
+			args = append(args, CheckAction(st.Action), st.OrderID, batchID, st.FirstSent(), st.Last, operation, storeID, tok)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO "+t+" (action, id_order, ticket_number, batch_id, update_at, date_add, date_upd,"+
 			" sfsync_history_first, sfsync_history_last, sfsync_operation, sfsync_store_id, sfsync_token_id, sfsync_progress_at) VALUES "+strings.Join(vals, ","), args...); err != nil {
@@ -538,4 +543,13 @@ func (s *Store) ClockOffset(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("read database clock offset: %w", err)
 	}
 	return time.Duration(secs) * time.Second, nil
+}
+
+// FirstSent is the first change (for a partial refund, the first order
+// slip) the sent request covered.
+func (st SentTask) FirstSent() uint64 {
+	if st.First != 0 && st.First <= st.Last {
+		return st.First
+	}
+	return st.Last
 }

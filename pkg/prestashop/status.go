@@ -44,7 +44,7 @@ func (s *Store) TaskCounts(ctx context.Context) ([]TaskCount, error) {
 func (s *Store) OldestDue(ctx context.Context) (*time.Time, error) {
 	var oldest sql.NullTime
 	if err := s.db.QueryRowContext(ctx, "SELECT MIN(update_at) FROM "+s.T("shoppingfeed_task_order")+
-		" WHERE action = ? AND sfsync_failed_at IS NULL AND update_at <= NOW()", ActionSyncStatus).Scan(&oldest); err != nil {
+		" WHERE action IN (?, ?) AND sfsync_failed_at IS NULL AND update_at <= NOW()", ActionSyncStatus, ActionPartialRefund).Scan(&oldest); err != nil {
 		return nil, fmt.Errorf("read the oldest due update: %w", err)
 	}
 	if !oldest.Valid {
@@ -57,7 +57,7 @@ func (s *Store) OldestDue(ctx context.Context) (*time.Time, error) {
 // batches.
 func (s *Store) PendingTickets(ctx context.Context) (orders, batches int, err error) {
 	err = s.db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT batch_id) FROM "+s.T("shoppingfeed_task_order")+
-		" WHERE action = ? AND sfsync_failed_at IS NULL", ActionCheckTicketStatus).Scan(&orders, &batches)
+		" WHERE action IN "+sqlCheckActions+" AND sfsync_failed_at IS NULL").Scan(&orders, &batches)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count pending tickets: %w", err)
 	}
@@ -133,9 +133,9 @@ func (s *Store) RequeueFailed(ctx context.Context, orderID uint32) ([]Requeued, 
 			rows.Close()
 			return nil, fmt.Errorf("list failed tasks: %w", err)
 		}
-		if f.Action != ActionWebhook {
-			f.Action = ActionSyncStatus // anything else is re-queued for Shopping Feed
-		}
+		// A sent task is re-queued as the pending task it continues; any
+		// other Shopping Feed action (the module's invoices) as SYNC_STATUS.
+		f.Action = PendingAction(f.Action)
 		fs = append(fs, f)
 	}
 	rows.Close()
@@ -169,7 +169,9 @@ func (s *Store) requeue(ctx context.Context, taskID uint64, f Requeued, supersed
 		f.Action, f.OrderID, id).Scan(&pending); err != nil {
 		return err
 	}
-	if pending > 0 || superseded {
+	if (pending > 0 || superseded) && f.Action != ActionPartialRefund {
+		// (A partial refund is one order slip's lines, not the order's
+		// state: another pending one does not cover it.)
 		// The order already has a pending update, which sends its
 		// current state: the failed row is superseded.
 		_, err = tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order = ?", id)

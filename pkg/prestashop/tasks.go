@@ -203,7 +203,14 @@ func taskIDs(ctx context.Context, tx *sql.Tx, table, action string, orders []uin
 		args = append(args, o)
 	}
 	q := "SELECT id_shoppingfeed_task_order, id_order, COALESCE(sfsync_history_last, 0) FROM " + table +
-		" WHERE action = ? AND id_order IN (?" + strings.Repeat(",?", len(orders)-1) + ") ORDER BY id_shoppingfeed_task_order"
+		" WHERE action = ? AND id_order IN (?" + strings.Repeat(",?", len(orders)-1) + ")"
+	if action == ActionPartialRefund {
+		// A failed partial refund is retried by sfsync retry only: a new
+		// slip makes a task of its own rather than sending the failed
+		// slip's lines again with it.
+		q += " AND sfsync_failed_at IS NULL"
+	}
+	q += " ORDER BY id_shoppingfeed_task_order"
 	if lock {
 		q += " FOR UPDATE"
 	}
@@ -239,9 +246,10 @@ type StuckTask struct {
 	TokenID   uint32
 }
 
-// StuckTasks lists, oldest first, due SYNC_STATUS and SFSYNC_WEBHOOK tasks and unresolved
-// CHECK_TICKET_SYNC_STATUS tasks that are not failed, not claimed, and made
-// no progress for `after`.
+// StuckTasks lists, oldest first, due pending tasks (SYNC_STATUS,
+// PARTIAL_REFUND, SFSYNC_WEBHOOK) and unresolved sent ones (their ticket
+// checks) that are not failed, not claimed, and made no progress for
+// `after`.
 func (s *Store) StuckTasks(ctx context.Context, after time.Duration, limit int) ([]StuckTask, error) {
 	part, args := s.eachTaskTable(`SELECT {task_id} AS id, t.action AS action, t.id_order AS id_order, COALESCE(o.id_shop, 0) AS id_shop,
 	        COALESCE(t.batch_id, '') AS batch_id, COALESCE(t.sfsync_operation, '') AS operation, COALESCE(t.sfsync_store_id, '') AS store_id,
@@ -250,9 +258,9 @@ func (s *Store) StuckTasks(ctx context.Context, after time.Duration, limit int) 
 	      WHERE t.sfsync_failed_at IS NULL
 	        AND COALESCE(t.sfsync_progress_at, t.date_upd) < NOW() - INTERVAL ? SECOND
 	        AND (t.sfsync_claim_until IS NULL OR t.sfsync_claim_until < NOW(3))
-	        AND ((t.action IN (?, ?) AND (t.update_at IS NULL OR t.update_at <= NOW()))
-	          OR (t.action = ? AND t.batch_id IS NOT NULL))`,
-		int64(after/time.Second), ActionSyncStatus, ActionWebhook, ActionCheckTicketStatus)
+	        AND ((t.action IN `+sqlPendingActions+` AND (t.update_at IS NULL OR t.update_at <= NOW()))
+	          OR (t.action IN `+sqlCheckActions+` AND t.batch_id IS NOT NULL))`,
+		int64(after/time.Second))
 	rows, err := s.db.QueryContext(ctx, "SELECT id, action, id_order, id_shop, batch_id, operation, store_id, token_id FROM ("+part+") u ORDER BY progress, id LIMIT ?",
 		append(args, limit)...)
 	if err != nil {
@@ -291,11 +299,12 @@ type execer interface {
 // markDone records that the tasks matched by where finished: every change
 // of their orders up to each task's last history id is handled. It runs
 // in the transaction that deletes them, so a task is never gone without
-// its mark. A ticket check continues its SYNC_STATUS task. table is the
-// tasks' table.
+// its mark. A ticket check continues its pending task (PendingAction).
+// table is the tasks' table.
 func (s *Store) markDone(ctx context.Context, q execer, table, where string, args ...any) error {
 	_, err := q.ExecContext(ctx, "INSERT INTO "+s.T("sfsync_task_done")+" (id_order, action, id_order_history, date_upd)"+
-		" SELECT id_order, IF(action = '"+ActionCheckTicketStatus+"', '"+ActionSyncStatus+"', action), COALESCE(sfsync_history_last, 0), NOW()"+
+		" SELECT id_order, CASE action WHEN '"+ActionCheckTicketStatus+"' THEN '"+ActionSyncStatus+"'"+
+		" WHEN '"+ActionCheckTicketPartialRefund+"' THEN '"+ActionPartialRefund+"' ELSE action END, COALESCE(sfsync_history_last, 0), NOW()"+
 		" FROM "+table+" WHERE "+where+
 		" ON DUPLICATE KEY UPDATE id_order_history = GREATEST(id_order_history, VALUES(id_order_history)), date_upd = VALUES(date_upd)", args...)
 	if err != nil {
@@ -306,7 +315,8 @@ func (s *Store) markDone(ctx context.Context, q execer, table, where string, arg
 
 // handledUpTo returns, for orders with no pending task of action, the
 // highest history id their pipeline already covers: a finished task's
-// mark, or a SYNC_STATUS task that was sent and waits on its ticket.
+// mark, or a task of action that was sent and waits on its ticket. For
+// PARTIAL_REFUND the ids are order slip ids.
 func (s *Store) handledUpTo(ctx context.Context, tx *sql.Tx, action string, orders []uint32) (map[uint32]uint64, error) {
 	out := map[uint32]uint64{}
 	if len(orders) == 0 {
@@ -319,10 +329,10 @@ func (s *Store) handledUpTo(ctx context.Context, tx *sql.Tx, action string, orde
 		args = append(args, o)
 	}
 	q := "SELECT id_order, id_order_history FROM " + s.T("sfsync_task_done") + " WHERE action = ? AND id_order IN (" + marks + ")"
-	if action == ActionSyncStatus {
+	if action == ActionSyncStatus || action == ActionPartialRefund {
 		q += " UNION ALL SELECT id_order, COALESCE(sfsync_history_last, 0) FROM " + s.T("shoppingfeed_task_order") +
 			" WHERE action = ? AND id_order IN (" + marks + ")"
-		args = append(args, ActionCheckTicketStatus)
+		args = append(args, CheckAction(action))
 		for _, o := range orders {
 			args = append(args, o)
 		}

@@ -39,8 +39,9 @@ type TicketTask struct {
 	SinceUpdate time.Duration
 }
 
-// BatchTasks lists, by task id, the CHECK_TICKET_SYNC_STATUS tasks of a
-// batch, failed ones included.
+// BatchTasks lists, by task id, the sent tasks of a batch
+// (CHECK_TICKET_SYNC_STATUS, ACTION_CHECK_TICKET_PARTIAL_REFUND), failed
+// ones included.
 func (s *Store) BatchTasks(ctx context.Context, batchID string) ([]TicketTask, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT t.id_shoppingfeed_task_order, t.id_order, COALESCE(o.id_shop, 0),
 	        COALESCE(t.batch_id, ''), COALESCE(t.ticket_number, ''), COALESCE(t.sfsync_operation, ''),
@@ -50,8 +51,8 @@ func (s *Store) BatchTasks(ctx context.Context, batchID string) ([]TicketTask, e
 	      FROM `+s.T("shoppingfeed_task_order")+` t
 	      LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
 	      LEFT JOIN `+s.T("shoppingfeed_order")+` sf ON sf.id_order = t.id_order
-	      WHERE t.batch_id = ? AND t.action = ?
-	      ORDER BY t.id_shoppingfeed_task_order`, batchID, ActionCheckTicketStatus)
+	      WHERE t.batch_id = ? AND t.action IN `+sqlCheckActions+`
+	      ORDER BY t.id_shoppingfeed_task_order`, batchID)
 	if err != nil {
 		return nil, fmt.Errorf("read tasks of batch %s: %w", batchID, err)
 	}
@@ -179,7 +180,8 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 	if err != nil {
 		return nil, fmt.Errorf("record batch %s check: lock tasks: %w", r.BatchID, err)
 	}
-	live := map[uint64]uint64{} // task → history_last
+	live := map[uint64]uint64{}       // task → history_last
+	liveAction := map[uint64]string{} // task → its pending action
 	for rows.Next() {
 		var id, last uint64
 		var batch, action string
@@ -188,8 +190,8 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 			rows.Close()
 			return nil, fmt.Errorf("record batch %s check: lock tasks: %w", r.BatchID, err)
 		}
-		if batch == r.BatchID && action == ActionCheckTicketStatus && unresolved {
-			live[id] = last
+		if batch == r.BatchID && (action == ActionCheckTicketStatus || action == ActionCheckTicketPartialRefund) && unresolved {
+			live[id], liveAction[id] = last, PendingAction(action)
 		}
 	}
 	rows.Close()
@@ -272,7 +274,7 @@ func (s *Store) applyTicketResults(ctx context.Context, r TicketResults) ([]Tick
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+t+" WHERE id_shoppingfeed_task_order IN ("+sqlMarks(len(done))+")", outcomeIDs(done)...); err != nil {
 			return nil, fmt.Errorf("record batch %s check: delete done tasks: %w", r.BatchID, err)
 		}
-		if err := s.deleteSuperseded(ctx, tx, done, live); err != nil {
+		if err := s.deleteSuperseded(ctx, tx, done, live, liveAction); err != nil {
 			return nil, fmt.Errorf("record batch %s check: delete superseded failures: %w", r.BatchID, err)
 		}
 	}
@@ -347,7 +349,7 @@ func outcomeOrders(os []TicketOutcome) []uint32 {
 // merchant's concern once a newer operation was applied. A newer failure
 // stays. Candidates are read without locks and deleted by primary key, so
 // nothing but those rows is locked.
-func (s *Store) deleteSuperseded(ctx context.Context, tx *sql.Tx, done []TicketOutcome, live map[uint64]uint64) error {
+func (s *Store) deleteSuperseded(ctx context.Context, tx *sql.Tx, done []TicketOutcome, live map[uint64]uint64, liveAction map[uint64]string) error {
 	orders := make([]any, 0, len(done))
 	byOrder := map[uint32][]TicketOutcome{}
 	for _, o := range done {
@@ -356,7 +358,7 @@ func (s *Store) deleteSuperseded(ctx context.Context, tx *sql.Tx, done []TicketO
 		}
 		byOrder[o.OrderID] = append(byOrder[o.OrderID], o)
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT id_shoppingfeed_task_order, id_order, COALESCE(sfsync_history_last, 0) FROM "+
+	rows, err := tx.QueryContext(ctx, "SELECT id_shoppingfeed_task_order, id_order, COALESCE(sfsync_history_last, 0), CAST(action AS CHAR) FROM "+
 		s.T("shoppingfeed_task_order")+" WHERE id_order IN ("+sqlMarks(len(orders))+") AND sfsync_failed_at IS NOT NULL", orders...)
 	if err != nil {
 		return err
@@ -365,11 +367,17 @@ func (s *Store) deleteSuperseded(ctx context.Context, tx *sql.Tx, done []TicketO
 	for rows.Next() {
 		var id, last uint64
 		var order uint32
-		if err := rows.Scan(&id, &order, &last); err != nil {
+		var action string
+		if err := rows.Scan(&id, &order, &last, &action); err != nil {
 			rows.Close()
 			return err
 		}
 		for _, d := range byOrder[order] {
+			if liveAction[d.TaskID] != PendingAction(action) || PendingAction(action) == ActionPartialRefund {
+				// Only a newer status supersedes a failed status update;
+				// nothing supersedes an order slip's refund.
+				continue
+			}
 			mine := live[d.TaskID]
 			if (mine > 0 && last > 0 && last < mine) || ((mine == 0 || last == 0) && id < d.TaskID) {
 				gone = append(gone, id)
@@ -401,11 +409,10 @@ type TicketCounts struct {
 // (shop 0: tasks whose order is gone).
 func (s *Store) TicketCounts(ctx context.Context) (TicketCounts, error) {
 	c := TicketCounts{Pending: map[uint32]int{}, Unreported: map[uint32]int{}}
-	part, args := s.eachTaskTable(`SELECT COALESCE(o.id_shop, 0) AS shop, t.action = ? AND t.sfsync_failed_at IS NULL AS pending,
+	part, args := s.eachTaskTable(`SELECT COALESCE(o.id_shop, 0) AS shop, t.action IN ` + sqlCheckActions + ` AND t.sfsync_failed_at IS NULL AS pending,
 	        t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL AS unreported
-	      FROM {tasks} t LEFT JOIN `+s.T("orders")+` o ON o.id_order = t.id_order
-	      WHERE (t.action = ? AND t.sfsync_failed_at IS NULL) OR (t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL)`,
-		ActionCheckTicketStatus, ActionCheckTicketStatus)
+	      FROM {tasks} t LEFT JOIN ` + s.T("orders") + ` o ON o.id_order = t.id_order
+	      WHERE (t.action IN ` + sqlCheckActions + ` AND t.sfsync_failed_at IS NULL) OR (t.sfsync_failed_at IS NOT NULL AND t.sfsync_reported_at IS NULL)`)
 	rows, err := s.db.QueryContext(ctx, "SELECT shop, SUM(pending), SUM(unreported) FROM ("+part+") u GROUP BY shop", args...)
 	if err != nil {
 		return c, fmt.Errorf("count tickets: %w", err)

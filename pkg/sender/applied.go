@@ -33,11 +33,7 @@ func (s *Sender) earlierAttempt(ctx context.Context, it *item, ref shoppingfeed.
 	t := it.task
 	orderID := t.OrderID
 	if t.PostedBatch != "" {
-		s.m.recovered.Inc()
-		s.log.Info("earlier attempt recovered by its batch id; following its ticket, not sending again",
-			"order_id", orderID, "operation", it.op, "batch_id", t.PostedBatch, "store_id", t.PostedStore)
-		s.accepted(ctx, groupKey{tokenID: t.PostedToken, storeID: t.PostedStore, op: it.op}, t.PostedBatch, []*item{it})
-		return takenByBatch(), true
+		return s.recoverBatch(ctx, it), true
 	}
 	var st shoppingfeed.Order
 	err := errors.New("no Shopping Feed order id to read the order by")
@@ -55,17 +51,41 @@ func (s *Sender) earlierAttempt(ctx context.Context, it *item, ref shoppingfeed.
 		s.log.Info("earlier attempt found already applied; sending what follows", "order_id", orderID, "applied", it.op, "next", it.then)
 		it.op, it.then = it.then, ""
 		return outcome{}, false
+	}
+	return s.notShownApplied(ctx, it, st.Status, err)
+}
+
+// recoverBatch records the batch an earlier attempt's POST was accepted as
+// (kept by MarkPostedBatch before that sender stopped), as the commit would
+// have: the ticket poller follows it, and nothing is sent again.
+func (s *Sender) recoverBatch(ctx context.Context, it *item) outcome {
+	t := it.task
+	s.m.recovered.Inc()
+	s.log.Info("earlier attempt recovered by its batch id; following its ticket, not sending again",
+		"order_id", t.OrderID, "operation", it.op, "batch_id", t.PostedBatch, "store_id", t.PostedStore)
+	s.accepted(ctx, groupKey{tokenID: t.PostedToken, storeID: t.PostedStore, op: it.op}, t.PostedBatch, []*item{it})
+	return takenByBatch()
+}
+
+// notShownApplied handles an earlier attempt whose operation Shopping Feed
+// does not show applied (status), or that could not be asked about (err):
+// no answer while the POST is younger than APPLIED_CHECK_WAIT (its ticket
+// may still be pending), so the update waits; past it, it is sent again
+// (settled false).
+func (s *Sender) notShownApplied(ctx context.Context, it *item, status shoppingfeed.OrderStatus, err error) (outcome, bool) {
+	t := it.task
+	switch {
 	case t.PostedAge < s.cfg.AppliedWait:
 		// Asked again as the wait goes by (each time a request of the
 		// token's budget), until the POST is APPLIED_CHECK_WAIT old.
 		wait := min(s.cfg.AppliedWait-t.PostedAge, max(s.cfg.RetryBase, t.PostedAge/4))
 		s.log.Info("earlier attempt not shown applied yet; waiting for its ticket before sending again",
-			"order_id", orderID, "operation", it.op, "posted_ago", t.PostedAge, "wait", wait, "status", st.Status, "err", err)
+			"order_id", t.OrderID, "operation", it.op, "posted_ago", t.PostedAge, "wait", wait, "status", status, "err", err)
 		return s.hold(ctx, it, wait, "applied_unknown", ""), true
 	case err != nil:
-		s.log.Warn("could not ask Shopping Feed whether an earlier attempt was applied; sending", "order_id", orderID, "operation", it.op, "err", err)
+		s.log.Warn("could not ask Shopping Feed whether an earlier attempt was applied; sending", "order_id", t.OrderID, "operation", it.op, "err", err)
 	default:
-		s.log.Info("earlier attempt not applied; sending again", "order_id", orderID, "operation", it.op, "status", st.Status,
+		s.log.Info("earlier attempt not applied; sending again", "order_id", t.OrderID, "operation", it.op, "status", status,
 			"posted_ago", t.PostedAge)
 	}
 	return outcome{}, false

@@ -275,7 +275,10 @@ func (s *Sender) accepted(ctx context.Context, k groupKey, batchID string, items
 	sent := make([]prestashop.SentTask, len(items))
 	for i, it := range items {
 		sent[i] = prestashop.SentTask{TaskID: it.task.ID, OrderID: it.task.OrderID, Last: it.task.Last, Then: it.then,
-			LogMsg: sentLogMsg(it, k.op, batchID)}
+			LogMsg: sentLogMsg(it, k.op, batchID), Action: it.action}
+		if it.action == prestashop.ActionPartialRefund {
+			sent[i].First = it.task.First // the slips the request covered
+		}
 	}
 	var follow map[uint64]uint64
 	err := s.persist(ctx, "record an accepted batch", func() (err error) {
@@ -320,6 +323,10 @@ func sentLogMsg(it *item, op prestashop.Operation, batchID string) string {
 	ref := it.ref
 	if ref == "" {
 		ref = it.sfID
+	}
+	if it.action == prestashop.ActionPartialRefund {
+		// The module's own line for a partial refund.
+		return fmt.Sprintf("[Order: %d] Partial refund request is sent for Order %s (%s): batch %s (sfsync)", it.task.OrderID, ref, it.refundNote, batchID)
 	}
 	msg := fmt.Sprintf("[Order: %d] Ticket created for Order %s Status %s: batch %s (sfsync)", it.task.OrderID, ref, op, batchID)
 	if it.then != "" {

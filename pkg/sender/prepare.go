@@ -28,15 +28,8 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 	if bad != nil {
 		return *bad
 	}
-	switch kind, why := sh.Hold(); kind {
-	case shoppolicy.HoldConfig:
-		s.reportOnce(ctx, "config:"+why, 0, "shop configuration cannot be used; updates wait until it is fixed: "+why, "shop_id", o.ShopID)
-		return s.hold(ctx, it, time.Minute, kind, why)
-	case shoppolicy.HoldGuard:
-		s.reportOnce(ctx, "guard:"+why, 0, why, "shop_id", o.ShopID)
-		return s.hold(ctx, it, time.Minute, kind, why)
-	case shoppolicy.HoldDisabled:
-		return s.hold(ctx, it, time.Minute, kind, why)
+	if held := s.shopHolds(ctx, it, o, sh); held != nil {
+		return *held
 	}
 	op, ok := sh.Operation(o.CurrentState)
 	if ok && o.LastChange > it.task.Last && o.LastChangeAge < DetectorLagLimit {
@@ -69,29 +62,10 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 		return s.drop(ctx, it, fmt.Sprintf("current state %q (%d) is in no mapping list: nothing sent to Shopping Feed", st.Name, o.CurrentState))
 	}
 	it.op = op
-	sf, err := s.store.SFOrder(ctx, orderID)
-	if errors.Is(err, prestashop.ErrNotFound) {
-		return s.fail(ctx, it, fmt.Sprintf("order %d has no shoppingfeed_order row: it is not a Shopping Feed order", orderID))
+	ref, bad := s.sfOrderAndToken(ctx, it, o)
+	if bad != nil {
+		return *bad
 	}
-	if err != nil {
-		return s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
-	}
-	ref := shoppingfeed.OrderRef{}
-	if id, perr := strconv.ParseInt(sf.InternalID, 10, 64); perr == nil && id > 0 {
-		ref.ID = id
-	} else if sf.MarketplaceRef != "" && sf.Channel != "" {
-		ref.Reference, ref.ChannelName = sf.MarketplaceRef, sf.Channel
-	} else {
-		return s.fail(ctx, it, fmt.Sprintf("order %d has neither a Shopping Feed order id (id_internal_shoppingfeed) nor a marketplace reference and channel: Shopping Feed cannot identify it", orderID))
-	}
-	it.sfID, it.ref, it.channel = sf.InternalID, sf.MarketplaceRef, sf.Channel
-	tok, err := s.shops.Token(ctx, sf.TokenID, o.ShopID)
-	if err != nil {
-		s.reportOnce(ctx, "token:"+strconv.FormatUint(uint64(o.ShopID), 10), orderID,
-			fmt.Sprintf("shop %d: no Shopping Feed token to send with (shoppingfeed_token, SF_TOKEN): updates wait: %v", o.ShopID, err), "shop_id", o.ShopID)
-		return s.hold(ctx, it, 5*time.Minute, "no_token", "no Shopping Feed token")
-	}
-	it.tok = tok
 	if it.task.PostedOp == string(op) {
 		if o, settled := s.earlierAttempt(ctx, it, ref); settled {
 			return o
@@ -122,6 +96,11 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 		entry.Refund = &shoppingfeed.Refund{Shipping: true, Products: []shoppingfeed.RefundProduct{}}
 	}
 	it.entry = entry
+	return s.toBatch(ctx, it)
+}
+
+// toBatch hands a prepared item to the batcher.
+func (s *Sender) toBatch(ctx context.Context, it *item) outcome {
 	select {
 	case s.items <- it:
 		return takenByBatch()
@@ -130,6 +109,60 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 	case <-ctx.Done():
 		return s.hold(context.WithoutCancel(ctx), it, time.Second, "shutdown", "")
 	}
+}
+
+// sfOrderAndToken reads how Shopping Feed knows the item's order and the
+// token it is sent with (set on it); when it cannot, bad is the outcome:
+// failed (not a Shopping Feed order, or one it cannot identify) or held
+// (no token, the database did not answer).
+func (s *Sender) sfOrderAndToken(ctx context.Context, it *item, o prestashop.Order) (ref shoppingfeed.OrderRef, bad *outcome) {
+	orderID := it.task.OrderID
+	sf, err := s.store.SFOrder(ctx, orderID)
+	if errors.Is(err, prestashop.ErrNotFound) {
+		out := s.fail(ctx, it, fmt.Sprintf("order %d has no shoppingfeed_order row: it is not a Shopping Feed order", orderID))
+		return ref, &out
+	}
+	if err != nil {
+		out := s.hold(ctx, it, s.cfg.RetryBase, "database", err.Error())
+		return ref, &out
+	}
+	if id, perr := strconv.ParseInt(sf.InternalID, 10, 64); perr == nil && id > 0 {
+		ref.ID = id
+	} else if sf.MarketplaceRef != "" && sf.Channel != "" {
+		ref.Reference, ref.ChannelName = sf.MarketplaceRef, sf.Channel
+	} else {
+		out := s.fail(ctx, it, fmt.Sprintf("order %d has neither a Shopping Feed order id (id_internal_shoppingfeed) nor a marketplace reference and channel: Shopping Feed cannot identify it", orderID))
+		return ref, &out
+	}
+	it.sfID, it.ref, it.channel = sf.InternalID, sf.MarketplaceRef, sf.Channel
+	tok, err := s.shops.Token(ctx, sf.TokenID, o.ShopID)
+	if err != nil {
+		s.reportOnce(ctx, "token:"+strconv.FormatUint(uint64(o.ShopID), 10), orderID,
+			fmt.Sprintf("shop %d: no Shopping Feed token to send with (shoppingfeed_token, SF_TOKEN): updates wait: %v", o.ShopID, err), "shop_id", o.ShopID)
+		out := s.hold(ctx, it, 5*time.Minute, "no_token", "no Shopping Feed token")
+		return ref, &out
+	}
+	it.tok = tok
+	return ref, nil
+}
+
+// shopHolds holds the item while its shop's updates wait (the conflict
+// guard, a configuration the merchant must fix, the sync switch off).
+func (s *Sender) shopHolds(ctx context.Context, it *item, o prestashop.Order, sh *shoppolicy.Shop) *outcome {
+	var out outcome
+	switch kind, why := sh.Hold(); kind {
+	case shoppolicy.HoldConfig:
+		s.reportOnce(ctx, "config:"+why, 0, "shop configuration cannot be used; updates wait until it is fixed: "+why, "shop_id", o.ShopID)
+		out = s.hold(ctx, it, time.Minute, kind, why)
+	case shoppolicy.HoldGuard:
+		s.reportOnce(ctx, "guard:"+why, 0, why, "shop_id", o.ShopID)
+		out = s.hold(ctx, it, time.Minute, kind, why)
+	case shoppolicy.HoldDisabled:
+		out = s.hold(ctx, it, time.Minute, kind, why)
+	default:
+		return nil
+	}
+	return &out
 }
 
 // orderAndShop reads a claimed task's order and its shop's settings; when

@@ -204,6 +204,10 @@ type item struct {
 	then prestashop.Operation
 	// hookChange is the history id of the change a webhook update carries.
 	hookChange uint64
+	// action is the task's: SYNC_STATUS, PARTIAL_REFUND or SFSYNC_WEBHOOK.
+	action string
+	// refundNote says what a partial refund sends, for the process log.
+	refundNote string
 }
 
 type groupKey struct {
@@ -238,8 +242,11 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) (even
 		}
 	}
 	action := prestashop.ActionSyncStatus
-	if ev.Webhook() {
+	switch {
+	case ev.Webhook():
 		action = prestashop.ActionWebhook
+	case ev.Action == prestashop.ActionPartialRefund:
+		action = prestashop.ActionPartialRefund
 	}
 	t, err := s.store.PendingTask(ctx, action, ev.OrderID)
 	switch {
@@ -277,12 +284,15 @@ func (s *Sender) handle(ctx context.Context, lane string, m jetstream.Msg) (even
 		}
 		return ev, waitFor(t, time.Second, "claimed")
 	}
-	it := &item{msg: m, ev: ev, task: ct, received: time.Now()}
+	it := &item{msg: m, ev: ev, task: ct, received: time.Now(), action: action}
 	s.inflight.Store(it, struct{}{})
 	var o outcome
-	if ev.Webhook() {
+	switch action {
+	case prestashop.ActionWebhook:
 		o = s.prepareWebhook(ctx, it)
-	} else {
+	case prestashop.ActionPartialRefund:
+		o = s.preparePartialRefund(ctx, it)
+	default:
 		o = s.prepare(ctx, it)
 	}
 	if o.kind != taken {

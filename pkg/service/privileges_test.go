@@ -77,8 +77,9 @@ func runtimeUser(t *testing.T, db *testenv.DB) config.Secret {
 // TestPipelineRunsAsTheLeastPrivilegedUser runs the detector, the sender
 // and the ticket poller as a user with only the README's grants, on a
 // schema an admin migrated, with both targets: updates go out to Shopping
-// Feed and the webhook and their tickets resolve, and nothing the workers
-// do is refused, but the gap probe's optional read.
+// Feed and the webhook (a partial refund from an order slip too) and their
+// tickets resolve, and nothing the workers do is refused, but the gap
+// probe's optional read.
 func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 	ctx := context.Background()
 	db, fx, shop := sfShop(t)
@@ -89,6 +90,9 @@ func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 	cfg := service.Config{
 		DB: prestashop.Config{DSN: dsn, Prefix: "ps_"}, NATS: broker.Config{URL: nats.URL, Replicas: 1},
 		ShutdownTimeout: 5 * time.Second, LeaseTTL: 2 * time.Second, Migrate: service.MigrateAuto,
+	}
+	if err := fx.SetConfig(ctx, shopfixture.ShopScope(1), prestashop.KeyPartialRefund, "1"); err != nil {
+		t.Fatal(err)
 	}
 	hook := newHookReceiver(t)
 	w := startWorkers(t, cfg, sb.URL, log, pipeline{targets: hook.targets()})
@@ -111,14 +115,30 @@ func TestPipelineRunsAsTheLeastPrivilegedUser(t *testing.T) {
 		}
 		ids = append(ids, sfID)
 	}
-	// The webhook's stock mapping has no refunded state: the cancel and the
-	// shipment reach it.
+	refunded, err := fx.CreateSFOrder(ctx, shop, 700009, "amazon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	product, err := fx.CreateProduct(ctx, shopfixture.ProductSpec{Reference: "LP-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := fx.AddOrderLine(ctx, refunded, product, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.CreateSlip(ctx, refunded, false, shopfixture.SlipLine{OrderDetailID: line, Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, 700009)
+	// The webhook's stock mapping has no refunded state: the cancel, the
+	// shipment and the partially refunded order's Payment accepted reach it.
 	testenv.Eventually(t, 60*time.Second, "every update sent and every ticket resolved", func() bool {
 		var n int
 		if err := db.DB.QueryRow("SELECT (SELECT COUNT(*) FROM ps_shoppingfeed_task_order) + (SELECT COUNT(*) FROM ps_sfsync_webhook_task)").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		return len(sb.Sandbox.Operations()) == len(ids) && len(hook.delivered()) == 2 && n == 0
+		return len(sb.Sandbox.Operations()) == len(ids) && len(hook.delivered()) == 3 && n == 0
 	})
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "denied") && !strings.Contains(line, "gap writer check disabled") {

@@ -22,6 +22,11 @@ import (
 //     configuration_lang, currency, module, module_shop, carrier,
 //     order_state, order_state_lang, orders, order_history, order_carrier,
 //     order_payment, order_detail, order_slip, order_slip_detail;
+//   - product as a live PrestaShop 8 install on MariaDB 10.6 has it (its
+//     dump: column order, keys reference_idx and supplier_reference_idx),
+//     and product_supplier from db_structure.sql with 8.0's 64-character
+//     references (not checked against a live install): the partial
+//     refund reads a product's reference from them;
 //   - from the Doctrine entities of src/PrestaShopBundle/Entity (Shop,
 //     ShopGroup, Lang), as Doctrine's MySQL platform renders them: signed
 //     INT ids, no column defaults; no foreign key between shop and
@@ -364,6 +369,39 @@ var psDDL = []string{
 	  amount_tax_incl DECIMAL(20, 6) DEFAULT NULL,
 	  PRIMARY KEY (id_order_slip, id_order_detail)
 	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci`,
+	"CREATE TABLE IF NOT EXISTS PREFIX_product (" +
+		"`id_product` int(10) UNSIGNED NOT NULL AUTO_INCREMENT, `id_supplier` int(10) UNSIGNED NULL, `id_manufacturer` int(10) UNSIGNED NULL," +
+		" `id_category_default` int(10) UNSIGNED NULL, `id_shop_default` int(10) UNSIGNED NOT NULL DEFAULT 1, `id_tax_rules_group` int(11) UNSIGNED NOT NULL," +
+		" `on_sale` tinyint(1) UNSIGNED NOT NULL DEFAULT 0, `online_only` tinyint(1) UNSIGNED NOT NULL DEFAULT 0, `ean13` varchar(13) NULL, `upc` varchar(12) NULL," +
+		" `mpn` varchar(40) NULL, `ecotax` decimal(17, 6) NOT NULL DEFAULT 0.000000, `quantity` int(10) NOT NULL DEFAULT 0," +
+		" `minimal_quantity` int(10) UNSIGNED NOT NULL DEFAULT 1, `low_stock_threshold` int(10) NULL, `low_stock_alert` tinyint(1) NOT NULL DEFAULT 0," +
+		" `price` decimal(20, 6) NOT NULL DEFAULT 0.000000, `wholesale_price` decimal(20, 6) NOT NULL DEFAULT 0.000000, `unity` varchar(255) NULL," +
+		" `unit_price_ratio` decimal(20, 6) NOT NULL DEFAULT 0.000000, `additional_shipping_cost` decimal(20, 6) NOT NULL DEFAULT 0.000000," +
+		" `reference` varchar(64) NULL, `supplier_reference` varchar(64) NULL, `location` varchar(255) NOT NULL DEFAULT ''," +
+		" `width` decimal(20, 6) NOT NULL DEFAULT 0.000000, `height` decimal(20, 6) NOT NULL DEFAULT 0.000000, `depth` decimal(20, 6) NOT NULL DEFAULT 0.000000," +
+		" `weight` decimal(20, 6) NOT NULL DEFAULT 0.000000, `out_of_stock` int(10) UNSIGNED NOT NULL DEFAULT 2," +
+		" `additional_delivery_times` tinyint(1) UNSIGNED NOT NULL DEFAULT 1, `quantity_discount` tinyint(1) DEFAULT 0, `customizable` tinyint(2) NOT NULL DEFAULT 0," +
+		" `uploadable_files` tinyint(4) NOT NULL DEFAULT 0, `text_fields` tinyint(4) NOT NULL DEFAULT 0, `active` tinyint(1) UNSIGNED NOT NULL DEFAULT 0," +
+		" `redirect_type` enum('404', '301-product', '302-product', '301-category', '302-category') NOT NULL DEFAULT '404'," +
+		" `id_type_redirected` int(10) NOT NULL DEFAULT 0, `available_for_order` tinyint(1) NOT NULL DEFAULT 1, `available_date` date NULL," +
+		" `show_condition` tinyint(1) NOT NULL DEFAULT 0, `condition` enum('new', 'used', 'refurbished') NOT NULL DEFAULT 'new'," +
+		" `show_price` tinyint(1) NOT NULL DEFAULT 1, `indexed` tinyint(1) NOT NULL DEFAULT 0," +
+		" `visibility` enum('both', 'catalog', 'search', 'none') NOT NULL DEFAULT 'both', `cache_is_pack` tinyint(1) NOT NULL DEFAULT 0," +
+		" `cache_has_attachments` tinyint(1) NOT NULL DEFAULT 0, `is_virtual` tinyint(1) NOT NULL DEFAULT 0, `cache_default_attribute` int(10) UNSIGNED NULL," +
+		" `date_add` datetime NOT NULL, `date_upd` datetime NOT NULL, `advanced_stock_management` tinyint(1) NOT NULL DEFAULT 0," +
+		" `pack_stock_type` int(11) UNSIGNED NOT NULL DEFAULT 3, `isbn` varchar(32) NULL, `state` int(10) UNSIGNED NOT NULL DEFAULT 1," +
+		" `product_type` enum('standard', 'pack', 'virtual', 'combinations') NOT NULL DEFAULT 'standard'," +
+		" PRIMARY KEY (`id_product`), KEY `product_supplier` (`id_supplier`), KEY `product_manufacturer` (`id_manufacturer`, `id_product`)," +
+		" KEY `id_category_default` (`id_category_default`), KEY `indexed` (`indexed`), KEY `date_add` (`date_add`), KEY `state` (`state`, `date_upd`)," +
+		" KEY `reference_idx` (`reference`), KEY `supplier_reference_idx` (`supplier_reference`)" +
+		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci",
+	"CREATE TABLE IF NOT EXISTS PREFIX_product_supplier (" +
+		"`id_product_supplier` int(11) unsigned NOT NULL AUTO_INCREMENT, `id_product` int(11) unsigned NOT NULL," +
+		" `id_product_attribute` int(11) unsigned NOT NULL DEFAULT '0', `id_supplier` int(11) unsigned NOT NULL," +
+		" `product_supplier_reference` varchar(64) DEFAULT NULL, `product_supplier_price_te` decimal(20,6) NOT NULL DEFAULT '0.000000'," +
+		" `id_currency` int(11) unsigned NOT NULL, PRIMARY KEY (`id_product_supplier`)," +
+		" UNIQUE KEY `id_product` (`id_product`,`id_product_attribute`,`id_supplier`), KEY `id_supplier` (`id_supplier`,`id_product`)" +
+		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci",
 }
 
 // The Shopping Feed module 2.3.0's order and token tables. The module has

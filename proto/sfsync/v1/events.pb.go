@@ -60,7 +60,11 @@ type OrderStatusChanged struct {
 	ShopDb string `protobuf:"bytes,10,opt,name=shop_db,json=shopDb,proto3" json:"shop_db,omitempty"`
 	// The target whose task this event concerns: "shoppingfeed" (also when
 	// empty) or "webhook".
-	Target        string `protobuf:"bytes,11,opt,name=target,proto3" json:"target,omitempty"`
+	Target string `protobuf:"bytes,11,opt,name=target,proto3" json:"target,omitempty"`
+	// The task's action when it is not the target's status update:
+	// "PARTIAL_REFUND" for an order slip (order_history_id is then the
+	// order_slip id and order_state_id 0). Empty for a status change.
+	Action        string `protobuf:"bytes,12,opt,name=action,proto3" json:"action,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -168,6 +172,13 @@ func (x *OrderStatusChanged) GetShopDb() string {
 func (x *OrderStatusChanged) GetTarget() string {
 	if x != nil {
 		return x.Target
+	}
+	return ""
+}
+
+func (x *OrderStatusChanged) GetAction() string {
+	if x != nil {
+		return x.Action
 	}
 	return ""
 }
@@ -377,7 +388,7 @@ var File_sfsync_v1_events_proto protoreflect.FileDescriptor
 
 const file_sfsync_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x16sfsync/v1/events.proto\x12\tsfsync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n" +
+	"\x16sfsync/v1/events.proto\x12\tsfsync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x03\n" +
 	"\x12OrderStatusChanged\x12\x17\n" +
 	"\ashop_id\x18\x01 \x01(\rR\x06shopId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\rR\aorderId\x12(\n" +
@@ -392,7 +403,8 @@ const file_sfsync_v1_events_proto_rawDesc = "" +
 	"\x06source\x18\t \x01(\tR\x06source\x12\x17\n" +
 	"\ashop_db\x18\n" +
 	" \x01(\tR\x06shopDb\x12\x16\n" +
-	"\x06target\x18\v \x01(\tR\x06target\"\xb3\x02\n" +
+	"\x06target\x18\v \x01(\tR\x06target\x12\x16\n" +
+	"\x06action\x18\f \x01(\tR\x06action\"\xb3\x02\n" +
 	"\vTicketCheck\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\tR\astoreId\x12\x17\n" +
 	"\ashop_id\x18\x02 \x01(\rR\x06shopId\x12\x19\n" +

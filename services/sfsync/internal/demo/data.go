@@ -101,6 +101,23 @@ func Seed(ctx context.Context, db *sql.DB, prefix string) (Data, bool, error) {
 			d.Orders2 = append(d.Orders2, o)
 		}
 	}
+	// Shop 1 sends partial refunds (the module's "allow partial refund"),
+	// and order #7 has two products: the demo refunds one of them.
+	if err := fx.SetConfig(ctx, shopfixture.ShopScope(1), prestashop.KeyPartialRefund, "1"); err != nil {
+		return Data{}, false, err
+	}
+	for _, p := range []struct {
+		ref string
+		qty int
+	}{{"MUG-BLUE", 2}, {"TSHIRT-M", 1}} {
+		id, err := fx.CreateProduct(ctx, shopfixture.ProductSpec{Reference: p.ref})
+		if err != nil {
+			return Data{}, false, err
+		}
+		if _, err := fx.AddOrderLine(ctx, d.Orders1[6].ID, id, p.qty); err != nil {
+			return Data{}, false, err
+		}
+	}
 	return d, true, nil
 }
 

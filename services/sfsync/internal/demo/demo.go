@@ -184,6 +184,7 @@ func act(ctx context.Context, out io.Writer, fx *shopfixture.Fixture, steps []st
 		"  ship order #5 by mistake, then put it back to processing within the delay",
 		"  ship order #6 and mark it delivered within the delay (Delivered is mapped: ship, then deliver)",
 		"  refund order #30, sold on cdiscount (which refuses refunds)",
+		"  refund part of order #7: an order slip for one of its two products",
 		"  cancel orders #8 to #27 at once",
 		"  ship order #41 of shop 2, where the legacy module still syncs",
 	} {
@@ -312,6 +313,16 @@ func script(d Data) []step {
 			return nil
 		}
 	}
+	slip := func(id uint32) func(context.Context, *shopfixture.Fixture) error {
+		return func(ctx context.Context, fx *shopfixture.Fixture) error {
+			var line uint32
+			if err := fx.DB().QueryRowContext(ctx, "SELECT MIN(id_order_detail) FROM ps_order_detail WHERE id_order = ?", id).Scan(&line); err != nil {
+				return err
+			}
+			_, err := fx.CreateSlip(ctx, id, false, shopfixture.SlipLine{OrderDetailID: line, Quantity: 1})
+			return err
+		}
+	}
 	typeTracking := func(id uint32, n string) func(context.Context, *shopfixture.Fixture) error {
 		return func(ctx context.Context, fx *shopfixture.Fixture) error { return fx.SetTracking(ctx, id, n) }
 	}
@@ -322,6 +333,7 @@ func script(d Data) []step {
 		{order: o[3], did: "refunded", act: to(o[3].ID, shopfixture.StateRefunded), wantOps: []string{"refund"}, wantRow: "gone", wantTicket: "succeed"},
 		{order: o[4], did: "shipped by mistake, reverted", act: then(ship(o[4].ID, "6A000000005"), time.Second, to(o[4].ID, shopfixture.StateProcessing)), wantRow: "gone"},
 		{order: o[5], did: "shipped, then delivered", act: then(ship(o[5].ID, "6A000000006"), time.Second, to(o[5].ID, shopfixture.StateDelivered)), wantOps: []string{"ship", "deliver"}, wantRow: "gone", wantTicket: "succeed"},
+		{order: o[6], did: "partially refunded (slip: 1 of 2 products)", act: slip(o[6].ID), wantOps: []string{"refund"}, wantRow: "gone", wantTicket: "succeed"},
 		{order: o[29], did: "refunded, sold on cdiscount", act: to(o[29].ID, shopfixture.StateRefunded), wantOps: []string{"refund"}, wantRow: "failed", wantTicket: "failed"},
 	}
 	for i := 7; i < 27; i++ {
@@ -355,11 +367,25 @@ func check(ctx context.Context, db *sql.DB, received []sfsandbox.RecordedOperati
 		var e struct {
 			ID     int64  `json:"id"`
 			Number string `json:"trackingNumber"`
+			Refund *struct {
+				Shipping bool `json:"shipping"`
+				Products []struct {
+					Reference string `json:"reference"`
+					Quantity  int    `json:"quantity"`
+				} `json:"products"`
+			} `json:"refund"`
 		}
 		_ = json.Unmarshal(op.Entry, &e)
 		desc := op.Operation
 		if e.Number != "" {
 			desc += " " + e.Number
+		}
+		if e.Refund != nil && len(e.Refund.Products) > 0 {
+			var lines []string
+			for _, p := range e.Refund.Products {
+				lines = append(lines, fmt.Sprintf("%d×product %s", p.Quantity, p.Reference))
+			}
+			desc += " (" + strings.Join(lines, ", ") + ")"
 		}
 		sent[e.ID] = append(sent[e.ID], desc)
 		batches[e.ID] = op.BatchID
@@ -400,6 +426,8 @@ func check(ctx context.Context, db *sql.DB, received []sfsandbox.RecordedOperati
 			r.why = fmt.Sprintf("ticket %q, want %q", r.ticket, s.wantTicket)
 		case s.order.SFID == 10002 && (len(r.sent) != 1 || !strings.Contains(r.sent[0], "6A000000002")):
 			r.why = "the tracking number typed during the delay was not sent"
+		case s.order.SFID == 10007 && (len(r.sent) != 1 || !strings.Contains(r.sent[0], "(1×product ")):
+			r.why = "the partial refund was not sent with its one product"
 		default:
 			r.ok = true
 		}
@@ -417,9 +445,9 @@ func counts(ctx context.Context, db *sql.DB) (pending, tickets, failed int) {
 		switch {
 		case c.Failed:
 			failed += c.Count
-		case c.Action == prestashop.ActionSyncStatus:
+		case c.Action == prestashop.ActionSyncStatus, c.Action == prestashop.ActionPartialRefund:
 			pending += c.Count
-		case c.Action == prestashop.ActionCheckTicketStatus:
+		case c.Action == prestashop.ActionCheckTicketStatus, c.Action == prestashop.ActionCheckTicketPartialRefund:
 			tickets += c.Count
 		}
 	}

@@ -145,7 +145,9 @@ func taskState(action string, failed bool) string {
 		return "failed"
 	case action == prestashop.ActionSyncStatus:
 		return "waiting to send"
-	case action == prestashop.ActionCheckTicketStatus:
+	case action == prestashop.ActionPartialRefund:
+		return "partial refund waiting to send"
+	case action == prestashop.ActionCheckTicketStatus, action == prestashop.ActionCheckTicketPartialRefund:
 		return "ticket pending"
 	}
 	return strings.ToLower(action)
@@ -442,8 +444,9 @@ func escapeEnd(rs []rune, i int) int {
 // ErrNothing is returned when a command found nothing to act on.
 var ErrNothing = errors.New("nothing matched")
 
-// Retry re-queues failed tasks (of one order, or all) as SYNC_STATUS tasks
-// due now and wakes the sender; it returns the orders re-queued.
+// Retry re-queues failed tasks (of one order, or all) as the pending tasks
+// they were (SYNC_STATUS, PARTIAL_REFUND, SFSYNC_WEBHOOK) due now and wakes
+// the sender; it returns the orders re-queued.
 func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 	s := e.Store
 	woken, err := s.RequeueFailed(ctx, orderID)
@@ -463,8 +466,11 @@ func (e *Env) Retry(ctx context.Context, orderID uint32) ([]uint32, error) {
 		db, _ := s.DatabaseName(ctx)
 		for _, w := range woken {
 			ev := events.Change{ShopDB: db, ShopID: w.ShopID, OrderID: w.OrderID, Source: events.SourceRetry}
-			if w.Action == prestashop.ActionWebhook {
+			switch w.Action {
+			case prestashop.ActionWebhook:
 				ev.Target = targets.Webhook
+			case prestashop.ActionPartialRefund:
+				ev.Action = w.Action
 			}
 			if _, err := e.JS.PublishMsg(ctx, ev.Msg("retry", "")); err != nil {
 				return orders, fmt.Errorf("wake the sender for order %d (the sweeper will): %w", w.OrderID, err)
