@@ -3,8 +3,11 @@ package sender_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,5 +184,34 @@ func TestRefusedPostLeavesNothingToFindOut(t *testing.T) {
 	}
 	if len(answered) != 2 || answered[0] != 503 {
 		t.Fatalf("requests answered %v, want the 503 and the accepted cancel", answered)
+	}
+}
+
+// TestTimedOutPostIsFoundAppliedNotSentAgain: the POST got no answer
+// within SF_TIMEOUT, yet Shopping Feed processed it. Neither the client
+// nor the sender sends it again blindly: the next attempt finds the cancel
+// applied.
+func TestTimedOutPostIsFoundAppliedNotSentAgain(t *testing.T) {
+	p := newPipeline(t, options{sandbox: func(c *sfsandbox.Config) { c.ScheduledFor, c.RunningFor = 10*time.Millisecond, 10*time.Millisecond }})
+	var posts atomic.Int32
+	h := p.sb.Sandbox.Handler()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && posts.Add(1) == 1 {
+			time.Sleep(300 * time.Millisecond) // the client gives up; the sandbox still processes it
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	cfg := senderConfig()
+	cfg.AppliedWait = time.Minute
+	p.startSenderWith(cfg, "s1", shoppingfeed.Config{BaseURL: front.URL, Timeout: 100 * time.Millisecond, RateLimit: "none", MaxRetries: 3})
+	o, sfID := p.order()
+	p.change(o, shopfixture.StateCanceled)
+	p.eventually(15*time.Second, "the cancel found applied", func() bool { return p.processLog(o, "%found already applied%") == 1 })
+	if n := len(p.sent()[sfID]); n != 1 {
+		t.Fatalf("the cancel reached Shopping Feed %d times, want once", n)
+	}
+	if len(p.tasks(o)) != 0 {
+		t.Fatalf("task left: %+v", p.tasks(o))
 	}
 }

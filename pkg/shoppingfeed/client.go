@@ -195,6 +195,13 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			if ctx.Err() != nil {
 				return response{}, te
 			}
+			if cl.method != http.MethodGet && te.MayHaveArrived {
+				// An operation may have been applied although no answer
+				// came (Shopping Feed processes what it received even when
+				// the client gave up): not sent again blindly. The caller
+				// finds out first.
+				return response{}, te
+			}
 			last, reason, wait = te, "network", c.backoff(attempt)
 		case res.status >= 200 && res.status < 300:
 			return res, nil
@@ -305,7 +312,7 @@ func (c *Client) attempt(ctx context.Context, cl call, target string) (response,
 		c.m.requests.WithLabelValues(cl.op, label).Inc()
 		c.log.Debug("shoppingfeed request", "operation", cl.op, "method", cl.method, "path", cl.path,
 			"status", label, "duration", elapsed, "err", err)
-		return response{}, &TransportError{Op: cl.op, Method: cl.method, Path: cl.path, Timeout: timedOut, Err: err}
+		return response{}, &TransportError{Op: cl.op, Method: cl.method, Path: cl.path, Timeout: timedOut, Err: err, MayHaveArrived: !isDialError(err)}
 	}
 	c.m.requests.WithLabelValues(cl.op, strconv.Itoa(res.StatusCode)).Inc()
 	c.log.Debug("shoppingfeed request", "operation", cl.op, "method", cl.method, "path", cl.path,
@@ -367,6 +374,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// isDialError reports whether err came from making the connection: the
+// request never left.
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 func isNetTimeout(err error) bool {
