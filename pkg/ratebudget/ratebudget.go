@@ -18,6 +18,10 @@
 // token) pushes every booking of the token past the wait it asked for, in
 // every process.
 //
+// A key found missing (a broker whose store was wiped) starts from what
+// the booking process last saw of it: Shopping Feed still counts the
+// requests of the last period.
+//
 // The clocks of the processes are taken to agree (NTP) within the margin
 // the period is widened by (5 %, 100 ms for 2 s). When the broker cannot be
 // reached for Grace, a process paces itself alone with the same rule, and
@@ -32,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +66,10 @@ type Budget struct {
 	// (zero while it answers).
 	grace time.Duration
 	down  time.Time
+	// seen is each key's entry as this process last read or wrote it: a
+	// key found missing (its store wiped) starts from it, so the bookings
+	// made before the wipe still count in their span.
+	seen map[string]entry
 }
 
 // Grace is how long a booking waits for an unreachable broker (a restart,
@@ -88,7 +97,8 @@ func New(kv jetstream.KeyValue, n int, per time.Duration, log *slog.Logger, obs 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Budget{kv: kv, n: n, per: per + per/20, log: log, now: time.Now, local: map[string]*entry{}, metrics: obs, grace: Grace}
+	b := &Budget{kv: kv, n: n, per: per + per/20, log: log, now: time.Now, local: map[string]*entry{}, metrics: obs, grace: Grace,
+		seen: map[string]entry{}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -213,6 +223,12 @@ func (b *Budget) change(ctx context.Context, key string, f func(*entry) bool) er
 	kve, err := b.kv.Get(kctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
+		// New, or lost with a wiped store: what this process last saw of
+		// it still holds (empty on a first start).
+		b.mu.Lock()
+		last := b.seen[key]
+		b.mu.Unlock()
+		e = entry{Times: slices.Clone(last.Times), NotBefore: last.NotBefore}
 	case err != nil:
 		return err
 	default:
@@ -222,6 +238,7 @@ func (b *Budget) change(ctx context.Context, key string, f func(*entry) bool) er
 		}
 	}
 	if !f(&e) {
+		b.remember(key, e)
 		return nil
 	}
 	val, _ := json.Marshal(e)
@@ -233,7 +250,16 @@ func (b *Budget) change(ctx context.Context, key string, f func(*entry) bool) er
 	if isConflict(err) {
 		return errConflict
 	}
+	if err == nil {
+		b.remember(key, e)
+	}
 	return err
+}
+
+func (b *Budget) remember(key string, e entry) {
+	b.mu.Lock()
+	b.seen[key] = e
+	b.mu.Unlock()
 }
 
 func isConflict(err error) bool {

@@ -203,3 +203,40 @@ func TestABrokerRestartKeepsTheBudgetShared(t *testing.T) {
 	slices.SortFunc(r.times, func(a, b time.Time) int { return a.Compare(b) })
 	spans(t, r.times, 10, 2*time.Second)
 }
+
+// TestAWipedBudgetKeepsWhatWasBooked: a broker whose store is wiped loses
+// the budget's bookings, but Shopping Feed still counts the requests made
+// in the last period. The process that books first after the wipe starts
+// from what it last saw, so that the span holds across the wipe.
+func TestAWipedBudgetKeepsWhatWasBooked(t *testing.T) {
+	b := testenv.NATS(t)
+	_, js := b.Connect(t)
+	if err := broker.Declare(t.Context(), js, broker.Settings{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), broker.BudgetBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bud := ratebudget.New(kv, 10, 2*time.Second, nil, nil)
+	key := ratebudget.Key("token-w")
+	var times []time.Time
+	for range 10 {
+		at, err := bud.Reserve(t.Context(), key, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, at)
+	}
+	if err := kv.Purge(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		at, err := bud.Reserve(t.Context(), key, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, at)
+	}
+	spans(t, times, 10, 2*time.Second)
+}
