@@ -19,8 +19,9 @@
 // every process.
 //
 // A key found missing (a broker whose store was wiped) starts from what
-// the booking process last saw of it: Shopping Feed still counts the
-// requests of the last period.
+// the booking process last saw of it, and, when the token was in use
+// within the last period, after one more period: Shopping Feed still
+// counts the requests of the last period, other processes' included.
 //
 // The clocks of the processes are taken to agree (NTP) within the margin
 // the period is widened by (5 %, 100 ms for 2 s). When the broker cannot be
@@ -224,11 +225,19 @@ func (b *Budget) change(ctx context.Context, key string, f func(*entry) bool) er
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		// New, or lost with a wiped store: what this process last saw of
-		// it still holds (empty on a first start).
+		// it still holds (empty on a first start). When the token was in
+		// use within the last period, the other processes' bookings of that
+		// span are lost with it, and Shopping Feed still counts them: the
+		// span is waited out once.
 		b.mu.Lock()
 		last := b.seen[key]
 		b.mu.Unlock()
 		e = entry{Times: slices.Clone(last.Times), NotBefore: last.NotBefore}
+		if k := len(last.Times); k > 0 {
+			if now := b.now(); last.Times[k-1] > now.Add(-b.per).UnixNano() {
+				e.NotBefore = max(e.NotBefore, now.Add(b.per).UnixNano())
+			}
+		}
 	case err != nil:
 		return err
 	default:

@@ -206,37 +206,45 @@ func TestABrokerRestartKeepsTheBudgetShared(t *testing.T) {
 
 // TestAWipedBudgetKeepsWhatWasBooked: a broker whose store is wiped loses
 // the budget's bookings, but Shopping Feed still counts the requests made
-// in the last period. The process that books first after the wipe starts
-// from what it last saw, so that the span holds across the wipe.
+// in the last period, by every process. The process that books first after
+// the wipe starts from what it last saw, after one more period, so that the
+// span holds across the wipe for every process.
 func TestAWipedBudgetKeepsWhatWasBooked(t *testing.T) {
 	b := testenv.NATS(t)
-	_, js := b.Connect(t)
-	if err := broker.Declare(t.Context(), js, broker.Settings{}); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(t.Context(), broker.BudgetBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bud := ratebudget.New(kv, 10, 2*time.Second, nil, nil)
-	key := ratebudget.Key("token-w")
-	var times []time.Time
-	for range 10 {
-		at, err := bud.Reserve(t.Context(), key, false)
-		if err != nil {
+	var bs []*ratebudget.Budget
+	var kv jetstream.KeyValue
+	for i := range 2 {
+		_, js := b.Connect(t)
+		if i == 0 {
+			if err := broker.Declare(t.Context(), js, broker.Settings{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var err error
+		if kv, err = js.KeyValue(t.Context(), broker.BudgetBucket); err != nil {
 			t.Fatal(err)
 		}
-		times = append(times, at)
+		bs = append(bs, ratebudget.New(kv, 10, 2*time.Second, nil, nil))
 	}
+	key := ratebudget.Key("token-w")
+	var times []time.Time
+	bookOn := func(bud *ratebudget.Budget, n int) {
+		t.Helper()
+		for range n {
+			at, err := bud.Reserve(t.Context(), key, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			times = append(times, at)
+		}
+	}
+	bookOn(bs[0], 5)
+	bookOn(bs[1], 5)
 	if err := kv.Purge(t.Context(), key); err != nil {
 		t.Fatal(err)
 	}
-	for range 5 {
-		at, err := bud.Reserve(t.Context(), key, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		times = append(times, at)
-	}
+	bookOn(bs[0], 5)
+	bookOn(bs[1], 5)
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	spans(t, times, 10, 2*time.Second)
 }
