@@ -20,6 +20,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,12 @@ const (
 	sweepAfter     = 20 * time.Second
 )
 
+// rateLimit is Shopping Feed's limit per token, enforced by the sandbox
+// in strict mode (a refused request counts in the window too), and the
+// budget every sender and ticket poller shares (SF_RATE_LIMIT), as a
+// deployment against the real API is configured.
+const rateLimit = "10/2s"
+
 // cluster is every process of a run.
 type cluster struct {
 	o       *Options
@@ -120,8 +127,14 @@ type cluster struct {
 	windowOrders map[uint32]int
 	openPosts    map[*proc]map[int]map[uint64][]uint32 // proc → incarnation → post → orders
 	reported     map[uint32]int                        // order → times listed in an error report
-	kills        int
-	restarts     map[string]int
+	// applied counts, per order, the updates a sender found already
+	// applied on Shopping Feed and did not send again.
+	applied map[uint32][]string
+	// recovered counts updates whose earlier POST's batch id a sender had
+	// kept: recorded and followed, not sent again.
+	recovered int
+	kills     int
+	restarts  map[string]int
 	// extraEnv overrides variables per kind of process (last value wins).
 	extraEnv map[string][]string
 }
@@ -156,7 +169,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // variables per kind of process.
 func newCluster(o *Options, dir string, extraEnv map[string][]string) *cluster {
 	return &cluster{o: o, dir: dir, windowOrders: map[uint32]int{}, openPosts: map[*proc]map[int]map[uint64][]uint32{},
-		reported: map[uint32]int{}, restarts: map[string]int{}, extraEnv: extraEnv}
+		reported: map[uint32]int{}, applied: map[uint32][]string{}, restarts: map[string]int{}, extraEnv: extraEnv}
 }
 
 func (c *cluster) logf(format string, args ...any) {
@@ -266,7 +279,7 @@ func (c *cluster) startSandbox(shops []shopfixture.SFShop) error {
 		logPath: filepath.Join(c.dir, "sfsandbox.log"),
 		env: []string{"SANDBOX_ADDR=" + addr, "SANDBOX_STORES=" + stores, "SANDBOX_SEED=" + strconv.FormatUint(c.o.Seed, 10),
 			"SANDBOX_ERROR_RATE=0.05", "SANDBOX_THROTTLE_RATE=0.02", "SANDBOX_THROTTLE_WAIT=500ms",
-			"SANDBOX_TICKET_FAILURE_RATE=0.05", "SANDBOX_RATE_LIMIT=20/1s",
+			"SANDBOX_TICKET_FAILURE_RATE=0.05", "SANDBOX_RATE_LIMIT=" + rateLimit, "SANDBOX_STRICT=true",
 			"SANDBOX_TICKET_SCHEDULED_FOR=200ms", "SANDBOX_TICKET_RUNNING_FOR=300ms", "LOG_FORMAT=json"}}
 	c.sandbox.env = append(c.sandbox.env, c.extraEnv["sfsandbox"]...)
 	if err := c.sandbox.start(); err != nil {
@@ -278,7 +291,7 @@ func (c *cluster) startSandbox(shops []shopfixture.SFShop) error {
 func (c *cluster) startWorkers() {
 	common := []string{"MYSQL_DSN=" + c.dsn, "DB_PREFIX=ps_", "NATS_URL=" + c.nats.url(), "LOG_FORMAT=json",
 		"LEASE_TTL=4s", "SHUTDOWN_TIMEOUT=5s", "SETTINGS_TTL=5s",
-		"SF_API_URL=http://" + c.sandbox.httpAddr, "SF_RATE_LIMIT=20/1s"}
+		"SF_API_URL=http://" + c.sandbox.httpAddr, "SF_RATE_LIMIT=" + rateLimit}
 	add := func(kind string, n int, env ...string) {
 		for i := range n {
 			port, err := freePort()
@@ -306,7 +319,9 @@ func (c *cluster) startWorkers() {
 		"SHIPPED_DELAY="+c.o.ShipDelay.String(), "SWEEP_INTERVAL=3s", "SWEEP_AFTER="+sweepAfter.String(), "GAP_GRACE=10s")
 	add("sender", c.o.Senders, "LOG_LEVEL=debug", "BATCH_LINGER=300ms", "CLAIM_TTL=15s",
 		"TRACKING_MAX_WAIT=8s", "TRACKING_RECHECK=1s", "SEND_RETRY_BASE=500ms", "SEND_RETRY_MAX=5s")
-	add("ticketpoller", c.o.Pollers, "LOG_LEVEL=info", "TICKET_BACKOFF_MIN=500ms", "TICKET_BACKOFF_MAX=3s",
+	// TICKET_BACKOFF_MIN is left at its default: under Shopping Feed's
+	// limit a ticket read costs the same budget as a POST.
+	add("ticketpoller", c.o.Pollers, "LOG_LEVEL=info", "TICKET_BACKOFF_MAX=5s",
 		"REPORT_INTERVAL="+reportInterval.String())
 }
 
@@ -314,9 +329,12 @@ func (c *cluster) startWorkers() {
 // "batch settled" closes it once the outcome is committed.
 func (c *cluster) senderLine(p *proc, inc int, line []byte) {
 	var l struct {
-		Msg    string   `json:"msg"`
-		Post   uint64   `json:"post"`
-		Orders []uint32 `json:"orders"`
+		Msg     string   `json:"msg"`
+		Post    uint64   `json:"post"`
+		Orders  []uint32 `json:"orders"`
+		Order   uint32   `json:"order_id"`
+		Reason  string   `json:"reason"`
+		Applied string   `json:"applied"`
 	}
 	if json.Unmarshal(line, &l) != nil {
 		return
@@ -334,6 +352,14 @@ func (c *cluster) senderLine(p *proc, inc int, line []byte) {
 		c.openPosts[p][inc][l.Post] = l.Orders
 	case "batch settled":
 		delete(c.openPosts[p][inc], l.Post)
+	case "update not sent":
+		if op, _, ok := strings.Cut(l.Reason, " of order "); ok && strings.Contains(l.Reason, "found already applied") {
+			c.applied[l.Order] = append(c.applied[l.Order], op)
+		}
+	case "earlier attempt recovered by its batch id; following its ticket, not sending again":
+		c.recovered++
+	case "earlier attempt found already applied; sending what follows":
+		c.applied[l.Order] = append(c.applied[l.Order], l.Applied)
 	}
 }
 
@@ -569,6 +595,26 @@ func (c *cluster) operations(ctx context.Context) ([]sandboxOp, error) {
 		return nil, err
 	}
 	return r.Operations, nil
+}
+
+// sandboxCounts are the sandbox's request counts (GET /_sandbox/counts).
+type sandboxCounts struct {
+	Requests    int `json:"requests"`
+	RateLimited int `json:"rateLimited"`
+	Throttled   int `json:"throttled"`
+	Errors      int `json:"errors"`
+}
+
+func (c *cluster) counts(ctx context.Context) (sandboxCounts, error) {
+	var n sandboxCounts
+	st, body, err := httpGet(ctx, "http://"+c.sandbox.httpAddr+"/_sandbox/counts")
+	if err != nil {
+		return n, err
+	}
+	if st != 200 {
+		return n, fmt.Errorf("status %d", st)
+	}
+	return n, json.Unmarshal([]byte(body), &n)
 }
 
 func (c *cluster) shutdown() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -28,7 +29,15 @@ type Report struct {
 	WindowKills, WindowPosts, WindowOrders int
 	// DupPosts is the number of distinct POSTs (sandbox batches) whose
 	// orders reached Shopping Feed again later.
-	DupPosts   int
+	DupPosts int
+	// Requests are the /v1 requests the sandbox answered; RateLimited
+	// the 429s its strict rate limit refused (a deployment that keeps to
+	// its budget gets none), Throttled the 429s it injected as a fault.
+	Requests, RateLimited, Throttled int
+	// Recovered are updates whose earlier POST's batch id was kept by a
+	// sender that died before recording it: followed, not sent again.
+	Recovered int
+
 	Quiescence time.Duration
 	Settled    bool
 	// Stale are operations sent for a state the order had left before its
@@ -54,6 +63,10 @@ type Row struct {
 	FailedOther  int
 	StaleSent    int
 	ReportedMiss int
+	// AlreadyApplied are updates a sender did not send again because
+	// Shopping Feed showed them applied (an earlier attempt's POST that
+	// was never recorded).
+	AlreadyApplied int
 }
 
 // taskRow is what is left of an order's task after the run.
@@ -102,9 +115,17 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d task rows left pending", rep.Pending))
 	}
 
+	counts, err := c.counts(ctx)
+	if err != nil {
+		return fmt.Errorf("read the sandbox's request counts: %w", err)
+	}
+	rep.Requests, rep.RateLimited, rep.Throttled = counts.Requests, counts.RateLimited, counts.Throttled
+
 	c.mu.Lock()
 	window := c.windowOrders
 	reported := c.reported
+	applied := c.applied
+	rep.Recovered = c.recovered
 	rep.WindowKills, rep.WindowPosts = c.windowKills, c.windowPosts
 	for _, n := range window {
 		rep.WindowOrders += n
@@ -144,6 +165,14 @@ func (c *cluster) verify(ctx context.Context, db *sql.DB, nc *nats.Conn, orders 
 				continue // must not be sent
 			}
 			legit[op]++
+		}
+		// An update found already applied must have been: Shopping Feed
+		// succeeded that operation for the order.
+		for _, op := range applied[o.id] {
+			r.AlreadyApplied++
+			if !slices.ContainsFunc(got, func(g sandboxOp) bool { return g.Operation == op && g.TicketState == "succeed" }) {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("order %d: a sender found its %s already applied, but no %s of it succeeded on Shopping Feed", o.id, op, op))
+			}
 		}
 		count := map[string]int{}
 		for _, op := range got {
@@ -363,6 +392,7 @@ func (r *Report) totals() Row {
 		t.FailedOther += x.FailedOther
 		t.StaleSent += x.StaleSent
 		t.ReportedMiss += x.ReportedMiss
+		t.AlreadyApplied += x.AlreadyApplied
 	}
 	return t
 }
@@ -372,19 +402,24 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nchaos run, seed %d: %d orders on %d shops, %d detectors, %d senders, %d ticket pollers\n\n",
 		r.Options.Seed, r.Options.Orders, r.Options.Shops, r.Options.Detectors, r.Options.Senders, r.Options.Pollers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\torders\tkills\trestarts\tlost\tduplicates\tfailed as expected\tstale sent\ttime to quiescence")
+	fmt.Fprintln(tw, "scenario\torders\tkills\trestarts\tlost\tduplicates\tfound already applied\tfailed as expected\tstale sent\t429s\ttime to quiescence")
 	for _, x := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%d\t\t\t%d\t%d\t%d\t%d\t\n", x.Scenario, x.Orders, x.Lost, x.Duplicates, x.FailedAsExp, x.StaleSent)
+		fmt.Fprintf(tw, "%s\t%d\t\t\t%d\t%d\t%d\t%d\t%d\t\t\n", x.Scenario, x.Orders, x.Lost, x.Duplicates, x.AlreadyApplied, x.FailedAsExp, x.StaleSent)
 	}
 	t := r.totals()
 	q := r.Quiescence.Round(100 * time.Millisecond).String()
 	if !r.Settled {
 		q = "not settled"
 	}
-	fmt.Fprintf(tw, "%s (seed %d)\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n", t.Scenario, r.Options.Seed, t.Orders, r.Kills, r.Restarts, t.Lost, t.Duplicates, t.FailedAsExp, t.StaleSent, q)
+	fmt.Fprintf(tw, "%s (seed %d)\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", t.Scenario, r.Options.Seed, t.Orders, r.Kills, r.Restarts,
+		t.Lost, t.Duplicates, t.AlreadyApplied, t.FailedAsExp, t.StaleSent, r.RateLimited, q)
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nkills that hit a sender between POST and commit: %d, cutting %d POSTs of %d orders; %d duplicate order operations, first sent in %d POSTs (allowed: only orders of cut POSTs, at most their number)\n",
 		r.WindowKills, r.WindowPosts, r.WindowOrders, r.totals().Duplicates, r.DupPosts)
+	fmt.Fprintf(w, "earlier POSTs cut by a kill: %d found already applied on Shopping Feed, %d recovered by the batch id kept before the kill (neither sent again)\n",
+		t.AlreadyApplied, r.Recovered)
+	fmt.Fprintf(w, "429 answers: %d refused by the sandbox's strict rate limit of %s per token (target 0), %d injected as faults; %d requests in all\n",
+		r.RateLimited, rateLimit, r.Throttled, r.Requests)
 	fmt.Fprintf(w, "task rows left pending: %d; failures not explained by Shopping Feed: %d; failed orders missing from the error report: %d\n",
 		r.Pending, t.FailedOther, t.ReportedMiss)
 	for _, l := range r.Resources {

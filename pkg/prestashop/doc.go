@@ -35,6 +35,11 @@
 //	pending → pending   UpsertTasks: a newer change moves update_at and the
 //	                    history ids (a failed row is re-queued the same way)
 //	pending → claimed   ClaimTask (RenewClaims while in hand)
+//	claimed → claimed   MarkPosted as a POST leaves (all or nothing, only
+//	                    under the owner's claims), MarkPostedBatch as it
+//	                    returns: the intent (sfsync_posted_*) that the next
+//	                    attempt checks when the outcome never got recorded;
+//	                    ClearPosted when Shopping Feed refused the POST
 //	claimed → pending   ReleaseTask (held: tracking number, guard, token,
 //	                    configuration), CountAttempt (a retryable error), or
 //	                    the claim's lapse (a sender that died)

@@ -162,6 +162,7 @@ const webhookTaskDDL = "CREATE TABLE IF NOT EXISTS %s (" +
 	"`sfsync_progress_at` DATETIME NULL DEFAULT NULL," +
 	"`sfsync_posted_op` VARCHAR(16) NULL DEFAULT NULL," +
 	"`sfsync_posted_at` DATETIME NULL DEFAULT NULL," +
+	"`sfsync_posted_batch` VARCHAR(50) NULL DEFAULT NULL," +
 	"`sfsync_failed_at` DATETIME NULL DEFAULT NULL," +
 	"`sfsync_error` TEXT NULL," +
 	"`sfsync_reported_at` DATETIME NULL DEFAULT NULL," +
@@ -194,8 +195,12 @@ var taskColumns = []struct{ name, def string }{
 	{"sfsync_progress_at", "DATETIME NULL DEFAULT NULL"},
 	// An operation POSTed whose outcome is not recorded yet (the intent):
 	// the next attempt asks Shopping Feed whether it was applied first.
+	// The batch id, once Shopping Feed answered with one, is kept at once
+	// (with sfsync_store_id and sfsync_token_id): the next attempt then
+	// follows that batch instead of asking.
 	{"sfsync_posted_op", "VARCHAR(16) NULL DEFAULT NULL"},
 	{"sfsync_posted_at", "DATETIME NULL DEFAULT NULL"},
+	{"sfsync_posted_batch", "VARCHAR(50) NULL DEFAULT NULL"},
 	// A failure: when, why, and when it went into a report.
 	{"sfsync_failed_at", "DATETIME NULL DEFAULT NULL"},
 	{"sfsync_error", "TEXT NULL"},

@@ -26,6 +26,15 @@ type SyncTask struct {
 	// outcome being recorded (a sender that died, an answer that could not
 	// be read): it may have reached Shopping Feed. "" when none.
 	PostedOp string
+	// PostedAge is how long ago, in the database's clock, that POST left
+	// (to the second).
+	PostedAge time.Duration
+	// PostedBatch is the batch Shopping Feed answered that POST with,
+	// when the sender could keep it before it stopped; PostedStore and
+	// PostedToken are where it went. "" when unknown.
+	PostedBatch string
+	PostedStore string
+	PostedToken uint32
 	// Now is the database clock when the task was read.
 	Now time.Time
 }
@@ -91,10 +100,14 @@ func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl 
 	}
 	var t SyncTask
 	var upd sql.NullTime
+	var postedAge int64
 	err = s.db.QueryRowContext(ctx, `SELECT id_shoppingfeed_task_order, id_order, update_at, date_add,
-	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, COALESCE(sfsync_posted_op, ''), NOW(3)
+	        COALESCE(sfsync_history_first, 0), COALESCE(sfsync_history_last, 0), sfsync_attempts, COALESCE(sfsync_posted_op, ''),
+	        COALESCE(TIMESTAMPDIFF(SECOND, sfsync_posted_at, NOW()), 0), COALESCE(sfsync_posted_batch, ''),
+	        COALESCE(sfsync_store_id, ''), COALESCE(sfsync_token_id, 0), NOW(3)
 	      FROM `+table+` WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?`, row, owner).
-		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &t.PostedOp, &t.Now)
+		Scan(&t.ID, &t.OrderID, &upd, &t.DateAdd, &t.First, &t.Last, &t.Attempts, &t.PostedOp,
+			&postedAge, &t.PostedBatch, &t.PostedStore, &t.PostedToken, &t.Now)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SyncTask{}, false, nil
 	}
@@ -105,6 +118,10 @@ func (s *Store) ClaimTask(ctx context.Context, taskID uint64, owner string, ttl 
 	t.UpdateAt = t.DateAdd
 	if upd.Valid {
 		t.UpdateAt = upd.Time
+	}
+	t.PostedAge = time.Duration(max(postedAge, 0)) * time.Second
+	if t.PostedBatch == "" {
+		t.PostedStore, t.PostedToken = "", 0
 	}
 	t.ClaimedBy = owner
 	return t, true, nil
@@ -146,7 +163,7 @@ func (s *Store) FailTask(ctx context.Context, taskID uint64, owner, operation, r
 	table, row := s.taskRow(taskID)
 	_, err := s.db.ExecContext(ctx, "UPDATE "+table+
 		" SET sfsync_failed_at = NOW(), sfsync_error = ?, sfsync_reported_at = NULL, sfsync_progress_at = NOW(),"+
-		" sfsync_operation = COALESCE(NULLIF(?, ''), sfsync_operation), sfsync_posted_op = NULL, sfsync_posted_at = NULL,"+
+		" sfsync_operation = COALESCE(NULLIF(?, ''), sfsync_operation), sfsync_posted_op = NULL, sfsync_posted_at = NULL, sfsync_posted_batch = NULL,"+
 		" sfsync_claim_owner = NULL, sfsync_claim_until = NULL WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?",
 		ColumnText(reason, errorChars), ColumnText(operation, 16), row, owner)
 	if err != nil {
@@ -191,20 +208,92 @@ func (s *Store) DropTask(ctx context.Context, t SyncTask, owner string) (bool, e
 	return true, nil
 }
 
-// MarkPosted records, before a POST, that operation is about to be sent
-// for the claimed tasks: until RecordSent or FailTask records the outcome,
-// the next attempt must first ask Shopping Feed whether it was applied.
-func (s *Store) MarkPosted(ctx context.Context, owner, operation string, ids []uint64) error {
+// ErrClaimLost is MarkPosted's answer when a task is no longer claimed by
+// the caller: its claim lapsed and another sender took it. Nothing was
+// recorded; the POST must not be made.
+var ErrClaimLost = errors.New("claim lost to another sender")
+
+// MarkPosted records, just before a POST leaves, that operation may reach
+// Shopping Feed for the claimed tasks: until RecordSent or FailTask
+// records the outcome, the next attempt must first find out whether it
+// was applied. It renews the claims for ttl. All or nothing: when a task
+// is no longer claimed by owner (its claim lapsed and another sender took
+// it), nothing is recorded and the error is ErrClaimLost.
+func (s *Store) MarkPosted(ctx context.Context, owner, operation string, ids []uint64, ttl time.Duration) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := []any{ColumnText(operation, 16), owner}
+	t := s.T("shoppingfeed_task_order")
+	marks := sqlMarks(len(ids))
+	idArgs := make([]any, 0, len(ids)+1)
+	for _, id := range ids {
+		idArgs = append(idArgs, id)
+	}
+	idArgs = append(idArgs, owner)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record the intent to send %s: %w", operation, err)
+	}
+	defer tx.Rollback()
+	var held int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT id_shoppingfeed_task_order FROM "+t+
+		" WHERE id_shoppingfeed_task_order IN ("+marks+") AND sfsync_claim_owner = ? FOR UPDATE) held", idArgs...).Scan(&held); err != nil {
+		return fmt.Errorf("record the intent to send %s: %w", operation, err)
+	}
+	if held != len(ids) {
+		return fmt.Errorf("record the intent to send %s: %d of %d tasks: %w", operation, len(ids)-held, len(ids), ErrClaimLost)
+	}
+	args := append([]any{ColumnText(operation, 16), ttl.Microseconds()}, idArgs...)
+	if _, err := tx.ExecContext(ctx, "UPDATE "+t+" SET sfsync_posted_op = ?, sfsync_posted_at = NOW(), sfsync_posted_batch = NULL,"+
+		" sfsync_claim_until = NOW(3) + INTERVAL ? MICROSECOND WHERE id_shoppingfeed_task_order IN ("+marks+") AND sfsync_claim_owner = ?", args...); err != nil {
+		return fmt.Errorf("record the intent to send %s: %w", operation, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record the intent to send %s: %w", operation, err)
+	}
+	return nil
+}
+
+// MarkPostedBatch keeps, the moment Shopping Feed answered a POST, the
+// batch it created, on the owner's tasks that MarkPosted marked: a sender
+// that stops before RecordSent leaves the next attempt that batch to
+// follow. One statement, so that the span in which a stop loses the
+// batch id is as short as can be.
+func (s *Store) MarkPostedBatch(ctx context.Context, owner, batchID, storeID string, tokenID uint32, ids []uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var tok any
+	if tokenID != 0 {
+		tok = tokenID
+	}
+	args := []any{ColumnText(batchID, 50), ColumnText(storeID, 32), tok, owner}
 	for _, id := range ids {
 		args = append(args, id)
 	}
 	if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
-		" SET sfsync_posted_op = ?, sfsync_posted_at = NOW() WHERE sfsync_claim_owner = ? AND id_shoppingfeed_task_order IN ("+sqlMarks(len(ids))+")", args...); err != nil {
-		return fmt.Errorf("record the intent to send %s: %w", operation, err)
+		" SET sfsync_posted_batch = ?, sfsync_store_id = ?, sfsync_token_id = ? WHERE sfsync_claim_owner = ? AND sfsync_posted_op IS NOT NULL"+
+		" AND id_shoppingfeed_task_order IN ("+sqlMarks(len(ids))+")", args...); err != nil {
+		return fmt.Errorf("keep batch %s: %w", batchID, err)
+	}
+	return nil
+}
+
+// ClearPosted forgets the intent on the owner's tasks: Shopping Feed
+// answered the POST with a refusal that applied nothing (429, 5xx), so
+// the next attempt has nothing to find out.
+func (s *Store) ClearPosted(ctx context.Context, owner string, ids []uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{owner}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if _, err := s.db.ExecContext(ctx, "UPDATE "+s.T("shoppingfeed_task_order")+
+		" SET sfsync_posted_op = NULL, sfsync_posted_at = NULL, sfsync_posted_batch = NULL WHERE sfsync_claim_owner = ?"+
+		" AND id_shoppingfeed_task_order IN ("+sqlMarks(len(ids))+")", args...); err != nil {
+		return fmt.Errorf("forget the intent: %w", err)
 	}
 	return nil
 }
@@ -256,7 +345,7 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 	for _, st := range tasks {
 		res, err := tx.ExecContext(ctx, "UPDATE "+t+" SET action = ?, batch_id = ?, ticket_number = NULL, sfsync_operation = ?, sfsync_store_id = ?,"+
 			" sfsync_token_id = ?, sfsync_attempts = 0, sfsync_error = NULL, sfsync_progress_at = NOW(), date_upd = NOW(),"+
-			" sfsync_claim_owner = NULL, sfsync_claim_until = NULL, sfsync_posted_op = NULL, sfsync_posted_at = NULL"+
+			" sfsync_claim_owner = NULL, sfsync_claim_until = NULL, sfsync_posted_op = NULL, sfsync_posted_at = NULL, sfsync_posted_batch = NULL"+
 			" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ? AND COALESCE(sfsync_history_last, 0) = ?",
 			CheckAction(st.Action), batchID, operation, storeID, tok, st.TaskID, owner, st.Last)
 		if err != nil {
@@ -297,7 +386,7 @@ func (s *Store) RecordSent(ctx context.Context, owner, batchID, operation, store
 			// the task's changes (a shipped state reached since its first)
 			// must not see it again.
 			if _, err := tx.ExecContext(ctx, "UPDATE "+t+" SET sfsync_claim_owner = NULL, sfsync_claim_until = NULL,"+
-				" sfsync_posted_op = NULL, sfsync_posted_at = NULL,"+
+				" sfsync_posted_op = NULL, sfsync_posted_at = NULL, sfsync_posted_batch = NULL,"+
 				" sfsync_history_first = GREATEST(COALESCE(sfsync_history_first, 0), ? + 1)"+
 				" WHERE id_shoppingfeed_task_order = ? AND sfsync_claim_owner = ?", st.Last, st.TaskID, owner); err != nil {
 				return nil, fmt.Errorf("record batch %s: %w", batchID, err)

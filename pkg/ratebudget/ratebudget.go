@@ -21,9 +21,15 @@
 // token) pushes every booking of the token past the wait it asked for, in
 // every process.
 //
+// A key found missing (a broker whose store was wiped) starts from what
+// the booking process last saw of it, and, when the token was in use
+// within the last period, after one more period: Shopping Feed still
+// counts the requests of the last period, other processes' included.
+//
 // The clocks of the processes are taken to agree (NTP) within the margin
 // the period is widened by (5 %, 100 ms for 2 s). When the broker cannot be
-// reached, a process paces itself alone with the same rule, and says so.
+// reached for Grace, a process paces itself alone with the same rule, and
+// says so.
 package ratebudget
 
 import (
@@ -34,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,7 +69,22 @@ type Budget struct {
 	local   map[string]*entry // when the broker cannot be reached
 	warned  time.Time
 	metrics Observer
+	// grace is how long bookings wait for the broker to answer again
+	// before this process paces alone; down is when it stopped answering
+	// (zero while it answers).
+	grace time.Duration
+	down  time.Time
+	// seen is each key's entry as this process last read or wrote it: a
+	// key found missing (its store wiped) starts from it, so the bookings
+	// made before the wipe still count in their span.
+	seen map[string]entry
 }
+
+// Grace is how long a booking waits for an unreachable broker (a restart,
+// a wiped store being declared again, a reply late on a loaded machine)
+// before the process paces its requests alone: N processes pacing alone
+// send N times the token's budget, and Shopping Feed answers 429.
+const Grace = 10 * time.Second
 
 // Observer is told how each booking went (nil: nothing).
 type Observer interface {
@@ -71,12 +93,24 @@ type Observer interface {
 	Booked(wait time.Duration, conflicts int, shared bool)
 }
 
+// Option changes a Budget built by New.
+type Option func(*Budget)
+
+// WithGrace sets how long bookings wait for an unreachable broker before
+// the process paces alone (default Grace; 0: at once).
+func WithGrace(d time.Duration) Option { return func(b *Budget) { b.grace = d } }
+
 // New returns a Budget of n requests per period for every token, kept in kv.
-func New(kv jetstream.KeyValue, n int, per time.Duration, log *slog.Logger, obs Observer) *Budget {
+func New(kv jetstream.KeyValue, n int, per time.Duration, log *slog.Logger, obs Observer, opts ...Option) *Budget {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Budget{kv: kv, n: n, per: per + per/20, log: log, now: time.Now, local: map[string]*entry{}, metrics: obs}
+	b := &Budget{kv: kv, n: n, per: per + per/20, log: log, now: time.Now, local: map[string]*entry{}, metrics: obs, grace: Grace,
+		seen: map[string]entry{}}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
 // entry is a token's budget as the KV value holds it (JSON, for people
@@ -144,10 +178,27 @@ func (b *Budget) Reserve(ctx context.Context, key string, read bool) (time.Time,
 		at, err := b.tryShared(ctx, key, read)
 		switch {
 		case err == nil:
+			b.mu.Lock()
+			b.down = time.Time{}
+			b.mu.Unlock()
 			b.observe(at, conflicts, true)
 			return at, nil
 		case errors.Is(err, errConflict):
 			conflicts++
+			continue
+		}
+		b.mu.Lock()
+		if b.down.IsZero() {
+			b.down = time.Now()
+		}
+		waiting := time.Since(b.down) < b.grace
+		b.mu.Unlock()
+		if waiting {
+			// The broker may be back in a moment: the shared budget is
+			// worth waiting for.
+			if !pause.For(ctx, 200*time.Millisecond) {
+				return time.Time{}, ctx.Err()
+			}
 			continue
 		}
 		at = b.bookLocal(key, read, func() { b.warn(err) })
@@ -200,6 +251,20 @@ func (b *Budget) change(ctx context.Context, key string, f func(*entry) bool) er
 	kve, err := b.kv.Get(kctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
+		// New, or lost with a wiped store: what this process last saw of
+		// it still holds (empty on a first start). When the token was in
+		// use within the last period, the other processes' bookings of that
+		// span are lost with it, and Shopping Feed still counts them: the
+		// span is waited out once.
+		b.mu.Lock()
+		last := b.seen[key]
+		b.mu.Unlock()
+		e = entry{Times: slices.Clone(last.Times), NotBefore: last.NotBefore}
+		if k := len(last.Times); k > 0 {
+			if now := b.now(); last.Times[k-1] > now.Add(-b.per).UnixNano() {
+				e.NotBefore = max(e.NotBefore, now.Add(b.per).UnixNano())
+			}
+		}
 	case err != nil:
 		return err
 	default:
@@ -209,6 +274,7 @@ func (b *Budget) change(ctx context.Context, key string, f func(*entry) bool) er
 		}
 	}
 	if !f(&e) {
+		b.remember(key, e)
 		return nil
 	}
 	val, _ := json.Marshal(e)
@@ -220,7 +286,16 @@ func (b *Budget) change(ctx context.Context, key string, f func(*entry) bool) er
 	if isConflict(err) {
 		return errConflict
 	}
+	if err == nil {
+		b.remember(key, e)
+	}
 	return err
+}
+
+func (b *Budget) remember(key string, e entry) {
+	b.mu.Lock()
+	b.seen[key] = e
+	b.mu.Unlock()
 }
 
 func isConflict(err error) bool {

@@ -161,7 +161,7 @@ func TestWithoutTheBrokerAProcessPacesItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	var _ jetstream.KeyValue = kv
-	bud := ratebudget.New(kv, 10, 2*time.Second, nil, nil)
+	bud := ratebudget.New(kv, 10, 2*time.Second, nil, nil, ratebudget.WithGrace(time.Second))
 	nc.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -173,5 +173,108 @@ func TestWithoutTheBrokerAProcessPacesItself(t *testing.T) {
 		}
 		times = append(times, at)
 	}
+	spans(t, times, 10, 2*time.Second)
+}
+
+// TestABrokerRestartKeepsTheBudgetShared: bookings made while the broker
+// restarts wait for it (within the grace) instead of each process pacing
+// alone, which would send the token's budget once per process.
+func TestABrokerRestartKeepsTheBudgetShared(t *testing.T) {
+	b := testenv.NATS(t)
+	var bs []*ratebudget.Budget
+	for i := range 2 {
+		_, js := b.Connect(t)
+		if i == 0 {
+			if err := broker.Declare(t.Context(), js, broker.Settings{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kv, err := js.KeyValue(t.Context(), broker.BudgetBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs = append(bs, ratebudget.New(kv, 10, 2*time.Second, nil, nil, ratebudget.WithGrace(time.Minute)))
+	}
+	b.Stop()
+	type booked struct {
+		times []time.Time
+		err   error
+	}
+	done := make(chan booked, 1)
+	go func() {
+		var r booked
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, bud := range bs {
+			for range 12 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					at, err := bud.Reserve(t.Context(), ratebudget.Key("token-r"), false)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						r.err = err
+					}
+					r.times = append(r.times, at)
+				}()
+			}
+		}
+		wg.Wait()
+		done <- r
+	}()
+	// Down longer than a booking's 2 s wait for the broker.
+	time.Sleep(3 * time.Second)
+	b.Restart(false)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	slices.SortFunc(r.times, func(a, b time.Time) int { return a.Compare(b) })
+	spans(t, r.times, 10, 2*time.Second)
+}
+
+// TestAWipedBudgetKeepsWhatWasBooked: a broker whose store is wiped loses
+// the budget's bookings, but Shopping Feed still counts the requests made
+// in the last period, by every process. The process that books first after
+// the wipe starts from what it last saw, after one more period, so that the
+// span holds across the wipe for every process.
+func TestAWipedBudgetKeepsWhatWasBooked(t *testing.T) {
+	b := testenv.NATS(t)
+	var bs []*ratebudget.Budget
+	var kv jetstream.KeyValue
+	for i := range 2 {
+		_, js := b.Connect(t)
+		if i == 0 {
+			if err := broker.Declare(t.Context(), js, broker.Settings{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var err error
+		if kv, err = js.KeyValue(t.Context(), broker.BudgetBucket); err != nil {
+			t.Fatal(err)
+		}
+		bs = append(bs, ratebudget.New(kv, 10, 2*time.Second, nil, nil))
+	}
+	key := ratebudget.Key("token-w")
+	var times []time.Time
+	bookOn := func(bud *ratebudget.Budget, n int) {
+		t.Helper()
+		for range n {
+			at, err := bud.Reserve(t.Context(), key, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			times = append(times, at)
+		}
+	}
+	bookOn(bs[0], 5)
+	bookOn(bs[1], 5)
+	if err := kv.Purge(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	bookOn(bs[0], 5)
+	bookOn(bs[1], 5)
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	spans(t, times, 10, 2*time.Second)
 }

@@ -138,13 +138,47 @@ func (s *Sender) send(ctx context.Context, k groupKey, items []*item) {
 	for i, it := range items {
 		ids[i] = it.task.ID
 	}
-	if err := s.store.MarkPosted(ctx, s.instance, string(op), ids); err != nil {
+	// The intent is recorded as each request leaves, once the rate budget
+	// let it through (a sender that dies while it waits has sent nothing),
+	// and only while every claim is still this sender's: a claim that
+	// lapsed and went to another sender means that sender may send it.
+	var markErr error
+	octx := shoppingfeed.WithSendHooks(ctx, shoppingfeed.SendHooks{
+		Before: func(ctx context.Context) error {
+			markErr = s.store.MarkPosted(ctx, s.instance, string(op), ids, s.cfg.ClaimTTL)
+			return markErr
+		},
+		// Shopping Feed answered with a 429 or a 5xx: the request was
+		// refused, not applied (the client sends it again itself on such
+		// answers). Until the next one leaves, a sender that dies has
+		// nothing to find out.
+		Refused: func(ctx context.Context) {
+			if err := s.store.ClearPosted(ctx, s.instance, ids); err != nil {
+				s.log.Warn("forget the intent of a refused request; the next attempt asks Shopping Feed first", "err", err)
+			}
+		},
+	})
+	b, err := s.client.Operate(octx, items[0].tok.Secret, k.storeID, op, entries)
+	if markErr != nil {
+		// That request did not leave.
 		for _, it := range items {
-			s.conclude(ctx, it, retryLater("database", err))
+			if errors.Is(markErr, prestashop.ErrClaimLost) {
+				s.conclude(ctx, it, s.hold(ctx, it, time.Second, "claim_lost", ""))
+			} else {
+				s.conclude(ctx, it, retryLater("database", markErr))
+			}
 		}
 		return
 	}
-	b, err := s.client.Operate(ctx, items[0].tok.Secret, k.storeID, op, entries)
+	if err == nil {
+		// Kept at once, before the outcome is recorded: a sender that
+		// stops in between leaves the next attempt this batch to follow.
+		if kerr := s.persist(ctx, "keep the batch id", func() error {
+			return s.store.MarkPostedBatch(ctx, s.instance, b.ID, k.storeID, k.tokenID, ids)
+		}); kerr != nil {
+			s.log.Warn("keep batch id before recording it", "batch_id", b.ID, "err", kerr)
+		}
+	}
 	switch {
 	case errors.Is(err, shoppingfeed.ErrMalformedResponse):
 		// Shopping Feed answered 2xx but the batch id cannot be read: the

@@ -46,6 +46,14 @@ type Config struct {
 	// sender killed with its orders in hand frees them within ClaimTTL
 	// (and its messages come back after the consumers' AckWait, 10 s).
 	ClaimTTL time.Duration `env:"CLAIM_TTL, default=10s"`
+	// AppliedWait is how long Shopping Feed may take to apply an operation
+	// it accepted (its ticket to succeed). An update whose earlier POST's
+	// outcome is unknown (a sender that died while the request was out, an
+	// answer that could not be read) and that Shopping Feed does not show
+	// applied waits until its POST is that old before it is sent again:
+	// until then the earlier ticket may still be pending. 0 sends it again
+	// at once.
+	AppliedWait time.Duration `env:"APPLIED_CHECK_WAIT, default=2m"`
 	// Workers per lane prepare messages (database reads) in parallel.
 	Workers int `env:"SENDER_WORKERS, default=8"`
 	// Concurrency bounds the POSTs in flight per store (the client also
@@ -95,6 +103,8 @@ func (c Config) Validate() error {
 		return config.Invalid("SEND_MAX_ATTEMPTS", "must be at least 1")
 	case c.RetryBase <= 0 || c.RetryMax < c.RetryBase:
 		return config.Invalid("SEND_RETRY_BASE", "SEND_RETRY_BASE must be positive and at most SEND_RETRY_MAX")
+	case c.AppliedWait < 0 || c.AppliedWait > time.Hour:
+		return config.Invalid("APPLIED_CHECK_WAIT", "%s is not between 0 and 1h", c.AppliedWait)
 	case c.ClaimTTL < 5*time.Second:
 		return config.Invalid("CLAIM_TTL", "%s is shorter than 5s", c.ClaimTTL)
 	case c.Workers < 1 || c.Concurrency < 1:

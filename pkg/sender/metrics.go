@@ -13,10 +13,13 @@ type metrics struct {
 	// alreadyApplied counts updates an earlier attempt had POSTed, found
 	// applied at Shopping Feed and not sent again.
 	alreadyApplied prometheus.Counter
-	deferred       *prometheus.CounterVec
-	sent           *prometheus.CounterVec
-	foreign        prometheus.Counter
-	dead           prometheus.Counter
+	// recovered counts earlier POSTs whose batch id was kept but not
+	// recorded: recorded on the next attempt, not sent again.
+	recovered prometheus.Counter
+	deferred  *prometheus.CounterVec
+	sent      *prometheus.CounterVec
+	foreign   prometheus.Counter
+	dead      prometheus.Counter
 	// handedOff counts due messages handed to the shop's leading sender.
 	handedOff prometheus.Counter
 }
@@ -35,6 +38,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_tasks_dropped_total", Help: "Tasks removed because the order's current state needs no update."}),
 		alreadyApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_already_applied_total",
 			Help: "Updates an earlier attempt had sent without recording the outcome, found applied at Shopping Feed and not sent again."}),
+		recovered: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_batch_recovered_total",
+			Help: "Updates an earlier attempt had sent, whose batch id was kept before that sender stopped: recorded and followed, not sent again."}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_deferred_total", Help: "Updates put back to wait, by reason."}, []string{"reason"}),
 		foreign:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_foreign_events_total", Help: "Events of another shop database passed back to the broker for that database's senders."}),
 		dead:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sfsync_sender_dead_letters_total", Help: "Messages given up to the dead-letter stream (SFSYNC_DEAD) after MESSAGE_MAX_ERRORS failures, or unreadable."}),
@@ -43,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sfsync_sender_orders_sent_total", Help: "Orders accepted by Shopping Feed, by operation."}, []string{"operation"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.alreadyApplied, m.deferred, m.sent, m.foreign, m.dead, m.handedOff)
+		reg.MustRegister(m.dueLag, m.commitLag, m.batchSize, m.calls, m.errors, m.failed, m.dropped, m.alreadyApplied, m.recovered, m.deferred, m.sent, m.foreign, m.dead, m.handedOff)
 	}
 	return m
 }

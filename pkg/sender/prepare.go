@@ -66,25 +66,11 @@ func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 	if bad != nil {
 		return *bad
 	}
-	tok := it.tok
-	if it.task.PostedOp == string(op) && ref.ID > 0 {
-		// An earlier attempt POSTed this operation and its outcome was
-		// never recorded (a sender that died between the POST and its
-		// commit, an answer that could not be read): ask Shopping Feed
-		// before sending it again.
-		st, err := s.client.Order(ctx, tok.Secret, tok.StoreID, ref.ID)
-		switch {
-		case err != nil:
-			s.log.Warn("could not ask Shopping Feed whether an earlier attempt was applied; sending", "order_id", orderID, "operation", op, "err", err)
-		case st.Status.Reflects(shoppingfeed.Operation(op)) && (it.then == "" || st.Status.Reflects(shoppingfeed.Operation(it.then))):
-			s.m.alreadyApplied.Inc()
-			return s.drop(ctx, it, fmt.Sprintf("%s of order %d found already applied: Shopping Feed shows the order %s, so it is not sent again", op, orderID, st.Status))
-		case st.Status.Reflects(shoppingfeed.Operation(op)):
-			// The shipment went through; what follows it has not.
-			s.m.alreadyApplied.Inc()
-			s.log.Info("earlier attempt found already applied; sending what follows", "order_id", orderID, "applied", op, "next", it.then)
-			op, it.op, it.then = it.then, it.then, ""
+	if it.task.PostedOp == string(op) {
+		if o, settled := s.earlierAttempt(ctx, it, ref); settled {
+			return o
 		}
+		op = it.op
 	}
 	it.size = groupSize(s.cfg.BatchSize, sh.Settings.MaxOrders, s.client.Config().MaxOrdersPerRequest)
 	entry := shoppingfeed.OrderOperation{Order: ref}

@@ -54,11 +54,6 @@ func (s *Sender) preparePartialRefund(ctx context.Context, it *item) outcome {
 	if bad != nil {
 		return *bad
 	}
-	if it.task.PostedOp == string(prestashop.OpRefund) && ref.ID > 0 {
-		if out, done := s.partialRefundApplied(ctx, it, ref.ID); done {
-			return out
-		}
-	}
 	products := make([]shoppingfeed.RefundProduct, len(pr.Lines))
 	notes := make([]string, len(pr.Lines))
 	for i, l := range pr.Lines {
@@ -69,13 +64,20 @@ func (s *Sender) preparePartialRefund(ctx context.Context, it *item) outcome {
 	if pr.Shipping {
 		it.refundNote = strings.TrimPrefix(it.refundNote+", shipping", ", ")
 	}
+	if it.task.PostedOp == string(prestashop.OpRefund) {
+		if out, done := s.partialRefundApplied(ctx, it, ref.ID); done {
+			return out
+		}
+	}
 	it.size = groupSize(s.cfg.BatchSize, sh.Settings.MaxOrders, s.client.Config().MaxOrdersPerRequest)
 	it.entry = shoppingfeed.OrderOperation{Order: ref, Refund: &shoppingfeed.Refund{Shipping: pr.Shipping, Products: products}}
 	return s.toBatch(ctx, it)
 }
 
-// partialRefundApplied asks Shopping Feed about a partial refund an
-// earlier attempt POSTed without its outcome being recorded. The order's
+// partialRefundApplied settles a partial refund an earlier attempt POSTed
+// without its outcome being recorded: by its batch when that was kept
+// (recoverBatch), else by asking Shopping Feed, and while Shopping Feed
+// does not show it, as notShownApplied says. The order's
 // status tells only that some refund went through: it settles the task
 // (done, when no earlier partial refund of the order had succeeded, so this
 // one is what the status shows; failed for a person to check, when one
@@ -83,13 +85,16 @@ func (s *Sender) preparePartialRefund(ctx context.Context, it *item) outcome {
 // refund is to be sent.
 func (s *Sender) partialRefundApplied(ctx context.Context, it *item, sfID int64) (out outcome, done bool) {
 	orderID := it.task.OrderID
-	st, err := s.client.Order(ctx, it.tok.Secret, it.tok.StoreID, sfID)
-	if err != nil {
-		s.log.Warn("could not ask Shopping Feed whether an earlier partial refund was applied; sending", "order_id", orderID, "err", err)
-		return outcome{}, false
+	if it.task.PostedBatch != "" {
+		return s.recoverBatch(ctx, it), true
 	}
-	if st.Status != shoppingfeed.OrderPartiallyRefunded && st.Status != shoppingfeed.OrderRefunded {
-		return outcome{}, false
+	var st shoppingfeed.Order
+	err := errors.New("no Shopping Feed order id to read the order by")
+	if sfID > 0 {
+		st, err = s.client.Order(ctx, it.tok.Secret, it.tok.StoreID, sfID)
+	}
+	if err != nil || (st.Status != shoppingfeed.OrderPartiallyRefunded && st.Status != shoppingfeed.OrderRefunded) {
+		return s.notShownApplied(ctx, it, st.Status, err)
 	}
 	before, err := s.store.SlipsDone(ctx, orderID)
 	if err != nil {

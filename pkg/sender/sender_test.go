@@ -164,10 +164,10 @@ func (p *pipeline) startSender(cfg sender.Config, name string) *runningSender {
 	return p.startSenderWith(cfg, name, shoppingfeed.Config{BaseURL: p.sb.URL, Timeout: 5 * time.Second, RateLimit: "none", MaxRetries: 0})
 }
 
-func (p *pipeline) startSenderWith(cfg sender.Config, name string, sf shoppingfeed.Config) *runningSender {
+func (p *pipeline) startSenderWith(cfg sender.Config, name string, sf shoppingfeed.Config, opts ...shoppingfeed.Option) *runningSender {
 	p.t.Helper()
 	reg := prometheus.NewRegistry()
-	client, err := shoppingfeed.New(sf, testLogger(), reg)
+	client, err := shoppingfeed.New(sf, testLogger(), reg, opts...)
 	if err != nil {
 		p.t.Fatal(err)
 	}

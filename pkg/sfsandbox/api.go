@@ -264,6 +264,10 @@ func (s *Sandbox) handleRequests(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"requests": reqs})
 }
 
+func (s *Sandbox) handleCounts(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Counts())
+}
+
 func (s *Sandbox) handleReset(w http.ResponseWriter, _ *http.Request) {
 	s.Reset()
 	s.log.Info("reset")

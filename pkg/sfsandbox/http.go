@@ -90,6 +90,12 @@ func (s *Sandbox) withFaults(next http.Handler) http.Handler {
 		case s.chance(f.ErrorRate):
 			status = []int{500, 502, 503, 504}[s.rng.IntN(4)]
 		}
+		switch {
+		case status == http.StatusTooManyRequests:
+			s.counts.Throttled++
+		case status >= 500:
+			s.counts.Errors++
+		}
 		s.mu.Unlock()
 
 		// The delay is served in full even when the client gives up, and
@@ -204,6 +210,9 @@ func (s *Sandbox) authenticate(w http.ResponseWriter, r *http.Request) (string, 
 			s.windows[tok] = win
 		}
 		ok, wait, remaining = win.admit(now, rl, s.faults.Strict)
+		if !ok {
+			s.counts.RateLimited++
+		}
 	}
 	s.mu.Unlock()
 	if !rl.Unlimited() {

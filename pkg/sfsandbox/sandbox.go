@@ -69,7 +69,22 @@ type Sandbox struct {
 	byStore  map[int64][]*ticket
 	ops      []RecordedOperation
 	reqs     []RecordedRequest
+	counts   Counts
 	windows  map[string]*window
+}
+
+// Counts are the /v1 requests answered since the start or the last reset,
+// counted whole (the request records keep only the latest).
+type Counts struct {
+	Requests int `json:"requests"`
+	// RateLimited are the 429s SANDBOX_RATE_LIMIT refused: a client that
+	// keeps to the limit gets none.
+	RateLimited int `json:"rateLimited"`
+	// Throttled are the 429s injected as a fault (SANDBOX_THROTTLE_RATE,
+	// fail-next), as another client on the token would cause.
+	Throttled int `json:"throttled"`
+	// Errors are the 5xx answers injected as a fault.
+	Errors int `json:"errors"`
 }
 
 type orderBook struct {
@@ -141,6 +156,7 @@ func (s *Sandbox) Reset() {
 	s.byStore = map[int64][]*ticket{}
 	s.ops = nil
 	s.reqs = nil
+	s.counts = Counts{}
 	s.windows = map[string]*window{}
 }
 
@@ -218,6 +234,13 @@ func (s *Sandbox) Requests() []RecordedRequest {
 	return slices.Clone(s.reqs)
 }
 
+// Counts returns the /v1 requests answered, counted by outcome.
+func (s *Sandbox) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
+}
+
 // Ticket is a ticket as the API shows it now.
 type Ticket struct {
 	ID, BatchID string
@@ -278,6 +301,7 @@ func (s *Sandbox) Handler() http.Handler {
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET /_sandbox/operations", s.handleOperations)
 	admin.HandleFunc("GET /_sandbox/requests", s.handleRequests)
+	admin.HandleFunc("GET /_sandbox/counts", s.handleCounts)
 	admin.HandleFunc("POST /_sandbox/reset", s.handleReset)
 	admin.HandleFunc("GET /_sandbox/faults", s.handleGetFaults)
 	admin.HandleFunc("PUT /_sandbox/faults", s.handlePutFaults)
@@ -314,6 +338,7 @@ func (s *Sandbox) record(r *http.Request, status int, start time.Time) {
 		s.reqs = slices.Delete(s.reqs, 0, len(s.reqs)-maxRecordedRequests+1)
 	}
 	s.reqs = append(s.reqs, RecordedRequest{Time: start, Method: r.Method, Path: path, Status: status})
+	s.counts.Requests++
 	s.mu.Unlock()
 	s.log.Info("request", "method", r.Method, "path", path, "status", status, "duration", time.Since(start))
 }

@@ -63,3 +63,38 @@ func TestStrictWindowCountsRefusedRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestCountsTellRateLimitFromInjectedFaults: a checker reads how many 429s
+// the rate limit refused apart from the 429s and 5xx injected as faults,
+// and the counts cover every request, not only the recorded ones.
+func TestCountsTellRateLimitFromInjectedFaults(t *testing.T) {
+	cfg := testConfig()
+	cfg.Faults.RateLimit = Rate{Requests: 2, Per: time.Second}
+	cfg.Faults.Strict = true
+	f := newFixture(t, cfg)
+	get := func() int { return f.do(t, "GET", "/v1/store/1001/ticket?batchId=x", tokA, "").status }
+	f.sb.FailNext(http.StatusTooManyRequests, http.StatusServiceUnavailable)
+	if s := get(); s != http.StatusTooManyRequests {
+		t.Fatalf("injected 429: got %d", s)
+	}
+	if s := get(); s != http.StatusServiceUnavailable {
+		t.Fatalf("injected 503: got %d", s)
+	}
+	get()
+	get()
+	if s := get(); s != http.StatusTooManyRequests {
+		t.Fatalf("third request in the span: %d, want 429", s)
+	}
+	want := Counts{Requests: 5, RateLimited: 1, Throttled: 1, Errors: 1}
+	if got := f.sb.Counts(); got != want {
+		t.Fatalf("counts %+v, want %+v", got, want)
+	}
+	a := f.do(t, "GET", "/_sandbox/counts", "", "")
+	if a.status != http.StatusOK || a.json(t)["rateLimited"] != float64(1) || a.json(t)["throttled"] != float64(1) {
+		t.Fatalf("GET /_sandbox/counts: %d %s", a.status, a.body)
+	}
+	f.sb.Reset()
+	if got := f.sb.Counts(); got != (Counts{}) {
+		t.Fatalf("after a reset: %+v", got)
+	}
+}

@@ -176,6 +176,12 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			}
 			c.m.limitWait.Observe(time.Since(start).Seconds())
 		}
+		hooks, _ := ctx.Value(sendHooksKey{}).(SendHooks)
+		if hooks.Before != nil {
+			if err := hooks.Before(ctx); err != nil {
+				return response{}, err
+			}
+		}
 		res, err := c.attempt(ctx, cl, target)
 		var wait time.Duration
 		var reason string
@@ -189,6 +195,13 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			if ctx.Err() != nil {
 				return response{}, te
 			}
+			if cl.method != http.MethodGet && te.MayHaveArrived {
+				// An operation may have been applied although no answer
+				// came (Shopping Feed processes what it received even when
+				// the client gave up): not sent again blindly. The caller
+				// finds out first.
+				return response{}, te
+			}
 			last, reason, wait = te, "network", c.backoff(attempt)
 		case res.status >= 200 && res.status < 300:
 			return res, nil
@@ -196,6 +209,9 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			ae := c.apiError(cl, res, attempt)
 			if ae.Status != http.StatusTooManyRequests && ae.Status < 500 {
 				return response{}, ae
+			}
+			if hooks.Refused != nil {
+				hooks.Refused(ctx)
 			}
 			last, reason = ae, "server_error"
 			if ae.Status == http.StatusTooManyRequests {
@@ -223,6 +239,27 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			return response{}, c.stopped(cl, last, err)
 		}
 	}
+}
+
+type sendHooksKey struct{}
+
+// SendHooks are run by a call made under WithSendHooks, as its requests
+// go: an Operate that may reach Shopping Feed is recorded there, at the
+// moment it may, and forgotten when Shopping Feed refused it.
+type SendHooks struct {
+	// Before runs just before each request leaves, once the rate limiter
+	// let it through. An error ends the call before that request is
+	// sent, and the call returns it as it is.
+	Before func(context.Context) error
+	// Refused runs when a request was answered 429 or 5xx: applied
+	// nothing, as the client takes it (it sends such a request again
+	// itself), before the call waits to retry or returns.
+	Refused func(context.Context)
+}
+
+// WithSendHooks returns a context under which calls run h.
+func WithSendHooks(ctx context.Context, h SendHooks) context.Context {
+	return context.WithValue(ctx, sendHooksKey{}, h)
 }
 
 // stopped is the error of a call whose context ended between requests.
@@ -275,7 +312,7 @@ func (c *Client) attempt(ctx context.Context, cl call, target string) (response,
 		c.m.requests.WithLabelValues(cl.op, label).Inc()
 		c.log.Debug("shoppingfeed request", "operation", cl.op, "method", cl.method, "path", cl.path,
 			"status", label, "duration", elapsed, "err", err)
-		return response{}, &TransportError{Op: cl.op, Method: cl.method, Path: cl.path, Timeout: timedOut, Err: err}
+		return response{}, &TransportError{Op: cl.op, Method: cl.method, Path: cl.path, Timeout: timedOut, Err: err, MayHaveArrived: !isDialError(err)}
 	}
 	c.m.requests.WithLabelValues(cl.op, strconv.Itoa(res.StatusCode)).Inc()
 	c.log.Debug("shoppingfeed request", "operation", cl.op, "method", cl.method, "path", cl.path,
@@ -337,6 +374,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// isDialError reports whether err came from making the connection: the
+// request never left.
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 func isNetTimeout(err error) bool {

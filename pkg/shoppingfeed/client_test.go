@@ -18,6 +18,7 @@ import (
 
 	"github.com/sfsync/sfsync/pkg/sfsandbox"
 	"github.com/sfsync/sfsync/pkg/shoppingfeed"
+	"github.com/sfsync/sfsync/pkg/testenv"
 )
 
 func TestOperateAndFollowTickets(t *testing.T) {
@@ -591,11 +592,12 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
-// TestTimeoutThenSuccessMayDuplicate shows what a retried POST means: the
-// first attempt timed out on the client, yet the server processed it, so
-// the operation was received twice (two batches). Callers match tickets by
-// order, and must tolerate this.
-func TestTimeoutThenSuccessMayDuplicate(t *testing.T) {
+// TestTimedOutPostIsNotSentAgain: the first attempt timed out on the
+// client, yet the server processed it. Sent again, the operation would be
+// received twice (two batches); the client returns the unknown outcome
+// instead (a Retryable TransportError that may have arrived), and the
+// caller finds out whether it was applied before any new attempt.
+func TestTimedOutPostIsNotSentAgain(t *testing.T) {
 	e := setup(t, nil)
 	var calls atomic.Int32
 	h := e.sb.Handler()
@@ -608,20 +610,14 @@ func TestTimeoutThenSuccessMayDuplicate(t *testing.T) {
 	t.Cleanup(front.Close)
 	e.sb.URL = front.URL
 	e.client(t, func(c *shoppingfeed.Config) { c.Timeout = 100 * time.Millisecond })
-	b, err := e.c.Operate(t.Context(), token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(1)})
-	if err != nil {
-		t.Fatalf("Operate: %v", err)
+	_, err := e.c.Operate(t.Context(), token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(1)})
+	var te *shoppingfeed.TransportError
+	if !errors.As(err, &te) || !te.Timeout || !te.MayHaveArrived || te.Attempts != 1 || !shoppingfeed.Retryable(err) {
+		t.Fatalf("err = %v, want a Retryable timeout that may have arrived, after 1 attempt", err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for len(e.sb.Operations()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	ops := e.sb.Operations()
-	if len(ops) != 2 || ops[0].BatchID == ops[1].BatchID {
-		t.Fatalf("operations = %+v, want the same order in two batches", ops)
-	}
-	if b.ID != ops[0].BatchID && b.ID != ops[1].BatchID {
-		t.Errorf("batch %s is neither recorded batch", b.ID)
+	testenv.Eventually(t, 2*time.Second, "the timed-out request processed", func() bool { return len(e.sb.Operations()) == 1 })
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
 	}
 }
 
@@ -647,7 +643,8 @@ func TestNetworkErrors(t *testing.T) {
 		}()
 		e := &env{sb: &sfsandbox.Server{URL: "http://" + ln.Addr().String()}}
 		e.client(t, func(c *shoppingfeed.Config) { c.MaxRetries = 2 })
-		_, err = e.c.Operate(t.Context(), token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(1)})
+		// A read is retried.
+		_, err = e.c.Me(t.Context(), token)
 		var te *shoppingfeed.TransportError
 		if !errors.As(err, &te) || te.Timeout || te.Attempts != 3 || !shoppingfeed.Retryable(err) {
 			t.Fatalf("err = %v, want a Retryable network error after 3 attempts", err)
@@ -655,8 +652,16 @@ func TestNetworkErrors(t *testing.T) {
 		if n := accepts.Load(); n != 3 {
 			t.Errorf("%d connections, want 3", n)
 		}
-		if got := metric(t, e.reg, "sfsync_shoppingfeed_retries_total", map[string]string{"operation": "ship", "reason": "network"}); got != 2 {
+		if got := metric(t, e.reg, "sfsync_shoppingfeed_retries_total", map[string]string{"operation": "me", "reason": "network"}); got != 2 {
 			t.Errorf("network retries = %v, want 2", got)
+		}
+		// An operation that reached the server is not sent again.
+		_, err = e.c.Operate(t.Context(), token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(1)})
+		if !errors.As(err, &te) || !te.MayHaveArrived || te.Attempts != 1 || !shoppingfeed.Retryable(err) {
+			t.Fatalf("err = %v, want a Retryable network error that may have arrived, after 1 attempt", err)
+		}
+		if n := accepts.Load(); n != 4 {
+			t.Errorf("%d connections, want 4", n)
 		}
 	})
 	t.Run("connection refused", func(t *testing.T) {
@@ -672,6 +677,11 @@ func TestNetworkErrors(t *testing.T) {
 		var te *shoppingfeed.TransportError
 		if !errors.As(err, &te) || te.Attempts != 2 || !shoppingfeed.Retryable(err) || !strings.Contains(err.Error(), "refused") {
 			t.Fatalf("err = %v, want a Retryable connection refused after 2 attempts", err)
+		}
+		// An operation that never left is sent again.
+		_, err = e.c.Operate(t.Context(), token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(1)})
+		if !errors.As(err, &te) || te.MayHaveArrived || te.Attempts != 2 {
+			t.Fatalf("err = %v, want a connection refused that never arrived, after 2 attempts", err)
 		}
 	})
 }
@@ -773,5 +783,38 @@ func TestClientsShareARegistry(t *testing.T) {
 	}
 	if got := metric(t, e.reg, "sfsync_shoppingfeed_requests_total", map[string]string{"operation": "me", "status": "200"}); got != 2 {
 		t.Errorf("requests counted %v, want 2 (both clients)", got)
+	}
+}
+
+// TestSendHooksRunAsEachRequestGoes: Before runs once before each request
+// of a call, retries included, Refused after each 429 or 5xx, and an error
+// from Before ends the call with nothing sent.
+func TestSendHooksRunAsEachRequestGoes(t *testing.T) {
+	e := newEnv(t, func(c *sfsandbox.Config) { c.Faults.ThrottleWait = 10 * time.Millisecond }, nil)
+	e.sb.FailNext(503, 429)
+	var events []string
+	ctx := shoppingfeed.WithSendHooks(t.Context(), shoppingfeed.SendHooks{
+		Before: func(context.Context) error {
+			events = append(events, fmt.Sprint("before ", len(e.sb.Requests())))
+			return nil
+		},
+		Refused: func(context.Context) { events = append(events, fmt.Sprint("refused ", len(e.sb.Requests()))) },
+	})
+	if _, err := e.c.Operate(ctx, token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(1)}); err != nil {
+		t.Fatalf("Operate: %v", err)
+	}
+	want := []string{"before 0", "refused 1", "before 1", "refused 2", "before 2"}
+	if diff := cmp.Diff(want, events); diff != "" {
+		t.Errorf("hook calls, with the requests answered at each (-want +got):\n%s", diff)
+	}
+
+	refused := errors.New("claim lost")
+	ctx = shoppingfeed.WithSendHooks(t.Context(), shoppingfeed.SendHooks{Before: func(context.Context) error { return refused }})
+	before := len(e.sb.Requests())
+	if _, err := e.c.Operate(ctx, token, storeID, shoppingfeed.OpShip, []shoppingfeed.OrderOperation{ship(2)}); !errors.Is(err, refused) {
+		t.Fatalf("Operate with a refusing hook: %v, want its error", err)
+	}
+	if n := len(e.sb.Requests()) - before; n != 0 {
+		t.Fatalf("a refusing hook let %d requests out", n)
 	}
 }

@@ -82,7 +82,11 @@ type TransportError struct {
 	Attempts int
 	// Timeout is true when the last attempt ran out of SF_TIMEOUT.
 	Timeout bool
-	Err     error
+	// MayHaveArrived is true unless the connection could not be made: the
+	// server may have received, and processed, the request. An operation
+	// POST that may have arrived is not retried by the client.
+	MayHaveArrived bool
+	Err            error
 }
 
 func (e *TransportError) Error() string {
