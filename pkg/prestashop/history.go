@@ -176,25 +176,35 @@ func timeValue(v any) (time.Time, error) {
 
 // MaxHistoryID is the highest order_history id, 0 for an empty log.
 func (s *Store) MaxHistoryID(ctx context.Context) (uint64, error) {
-	var id uint64
-	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_history), 0) FROM "+s.T("order_history")).Scan(&id); err != nil {
-		return 0, fmt.Errorf("read the last order_history id: %w", err)
-	}
-	return id, nil
+	return s.maxID(ctx, "order_history", "id_order_history", time.Time{})
 }
 
 // MaxHistoryIDBefore is the highest id of a change made before t, an
 // instant: order_history.date_add is the shop's wall clock, so t is
 // converted with the database's own offset from UTC.
 func (s *Store) MaxHistoryIDBefore(ctx context.Context, t time.Time) (uint64, error) {
-	offset, err := s.ClockOffset(ctx)
-	if err != nil {
-		return 0, err
+	return s.maxID(ctx, "order_history", "id_order_history", t)
+}
+
+// maxID is the highest id (column col) of table, of a row whose date_add
+// (the shop's wall clock) is before the instant before when it is set; 0
+// when there is none.
+func (s *Store) maxID(ctx context.Context, table, col string, before time.Time) (uint64, error) {
+	q := "SELECT COALESCE(MAX(" + col + "), 0) FROM " + s.T(table)
+	var args []any
+	what := "read the last " + table + " id"
+	if !before.IsZero() {
+		offset, err := s.ClockOffset(ctx)
+		if err != nil {
+			return 0, err
+		}
+		q += " WHERE date_add < ?"
+		args = append(args, before.UTC().Add(offset))
+		what += " before " + before.Format(time.RFC3339)
 	}
 	var id uint64
-	wall := t.UTC().Add(offset)
-	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_history), 0) FROM "+s.T("order_history")+" WHERE date_add < ?", wall).Scan(&id); err != nil {
-		return 0, fmt.Errorf("read the last order_history id before %s: %w", t.Format(time.RFC3339), err)
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&id); err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	return id, nil
 }

@@ -95,25 +95,13 @@ func (s *Store) slips(ctx context.Context, q string, args ...any) ([]SlipRow, er
 
 // MaxSlipID is the highest order_slip id, 0 when there is none.
 func (s *Store) MaxSlipID(ctx context.Context) (uint64, error) {
-	var id uint64
-	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_slip), 0) FROM "+s.T("order_slip")).Scan(&id); err != nil {
-		return 0, fmt.Errorf("read the last order_slip id: %w", err)
-	}
-	return id, nil
+	return s.maxID(ctx, "order_slip", "id_order_slip", time.Time{})
 }
 
 // MaxSlipIDBefore is the highest id of a slip made before t, an instant
 // (converted to the shop's wall clock as MaxHistoryIDBefore does).
 func (s *Store) MaxSlipIDBefore(ctx context.Context, t time.Time) (uint64, error) {
-	offset, err := s.ClockOffset(ctx)
-	if err != nil {
-		return 0, err
-	}
-	var id uint64
-	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id_order_slip), 0) FROM "+s.T("order_slip")+" WHERE date_add < ?", t.UTC().Add(offset)).Scan(&id); err != nil {
-		return 0, fmt.Errorf("read the last order_slip id before %s: %w", t.Format(time.RFC3339), err)
-	}
-	return id, nil
+	return s.maxID(ctx, "order_slip", "id_order_slip", t)
 }
 
 // Reference formats: SHOPPINGFEED_PRODUCT_FEED_REFERENCE_FORMAT, the

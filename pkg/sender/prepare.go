@@ -24,12 +24,9 @@ const DetectorLagLimit = 30 * time.Second
 // token the merchant must fix).
 func (s *Sender) prepare(ctx context.Context, it *item) outcome {
 	orderID := it.task.OrderID
-	o, sh, bad := s.orderAndShop(ctx, it)
+	o, sh, bad := s.sfOrderAndShop(ctx, it)
 	if bad != nil {
 		return *bad
-	}
-	if held := s.shopHolds(ctx, it, o, sh); held != nil {
-		return *held
 	}
 	op, ok := sh.Operation(o.CurrentState)
 	if ok && o.LastChange > it.task.Last && o.LastChangeAge < DetectorLagLimit {
@@ -183,6 +180,15 @@ func (s *Sender) orderAndShop(ctx context.Context, it *item) (o prestashop.Order
 		return o, nil, &out
 	}
 	return o, sh, nil
+}
+
+// sfOrderAndShop is orderAndShop for a Shopping Feed update: the shop's
+// holds (shopHolds) apply too.
+func (s *Sender) sfOrderAndShop(ctx context.Context, it *item) (o prestashop.Order, sh *shoppolicy.Shop, bad *outcome) {
+	if o, sh, bad = s.orderAndShop(ctx, it); bad != nil {
+		return o, sh, bad
+	}
+	return o, sh, s.shopHolds(ctx, it, o, sh)
 }
 
 // shippedSince applies the rule for states in no list: a state PrestaShop

@@ -19,12 +19,9 @@ import (
 // wait, or the reference format is not one the module knows).
 func (s *Sender) preparePartialRefund(ctx context.Context, it *item) outcome {
 	orderID := it.task.OrderID
-	o, sh, bad := s.orderAndShop(ctx, it)
+	o, sh, bad := s.sfOrderAndShop(ctx, it)
 	if bad != nil {
 		return *bad
-	}
-	if held := s.shopHolds(ctx, it, o, sh); held != nil {
-		return *held
 	}
 	if !sh.Settings.PartialRefunds {
 		return s.drop(ctx, it, fmt.Sprintf("order slip of order %d not sent: partial refunds are off (%s)", orderID, prestashop.KeyPartialRefund))
