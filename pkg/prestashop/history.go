@@ -96,14 +96,7 @@ func (s *Store) history(ctx context.Context, q string, args ...any) ([]HistoryRo
 // historyRow checks the loose values of one order_history row.
 func historyRow(id uint64, order, state, at, shop, sf any) HistoryRow {
 	r := HistoryRow{ID: id}
-	var bad []string
-	orderID, err := uintValue(order, math.MaxUint32)
-	switch {
-	case err != nil:
-		bad = append(bad, "id_order "+err.Error())
-	case orderID == 0:
-		bad = append(bad, "id_order is 0")
-	}
+	orderID, bad := orderValue(order)
 	stateID, err := uintValue(state, math.MaxUint32)
 	if err != nil {
 		bad = append(bad, "id_order_state "+err.Error())
@@ -116,16 +109,35 @@ func historyRow(id uint64, order, state, at, shop, sf any) HistoryRow {
 		r.Bad = strings.Join(bad, "; ")
 		return r
 	}
-	r.OrderID, r.StateID, r.At = uint32(orderID), uint32(stateID), t
-	// The joined columns: COALESCE gives 0 for a missing order, and an id
-	// out of range is a shop sfsync cannot know.
+	r.OrderID, r.StateID, r.At = orderID, uint32(stateID), t
+	r.ShopID, r.SF = joinedValues(shop, sf)
+	return r
+}
+
+// orderValue checks a tailed row's loose id_order: a whole number from 1;
+// bad holds what is wrong with it.
+func orderValue(v any) (id uint32, bad []string) {
+	n, err := uintValue(v, math.MaxUint32)
+	switch {
+	case err != nil:
+		return 0, []string{"id_order " + err.Error()}
+	case n == 0:
+		return 0, []string{"id_order is 0"}
+	}
+	return uint32(n), nil
+}
+
+// joinedValues reads a tailed row's joined columns: the order's shop
+// (COALESCE gives 0 for a missing order, and an id out of range is a shop
+// sfsync cannot know) and whether it is a Shopping Feed order.
+func joinedValues(shop, sf any) (shopID uint32, isSF bool) {
 	if v, err := uintValue(shop, math.MaxUint32); err == nil {
-		r.ShopID = uint32(v)
+		shopID = uint32(v)
 	}
 	if v, err := uintValue(sf, 1); err == nil {
-		r.SF = v == 1
+		isSF = v == 1
 	}
-	return r
+	return shopID, isSF
 }
 
 // uintValue reads a column value scanned into any as an integer from 0 to

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -62,14 +61,7 @@ func (s *Store) slips(ctx context.Context, q string, args ...any) ([]SlipRow, er
 			return nil, fmt.Errorf("read order slips: %w", err)
 		}
 		r := SlipRow{ID: id}
-		var bad []string
-		orderID, err := uintValue(order, math.MaxUint32)
-		switch {
-		case err != nil:
-			bad = append(bad, "id_order "+err.Error())
-		case orderID == 0:
-			bad = append(bad, "id_order is 0")
-		}
+		orderID, bad := orderValue(order)
 		t, err := timeValue(at)
 		if err != nil {
 			bad = append(bad, "date_add "+err.Error())
@@ -77,13 +69,8 @@ func (s *Store) slips(ctx context.Context, q string, args ...any) ([]SlipRow, er
 		if len(bad) > 0 {
 			r.Bad = strings.Join(bad, "; ")
 		} else {
-			r.OrderID, r.At = uint32(orderID), t
-			if v, err := uintValue(shop, math.MaxUint32); err == nil {
-				r.ShopID = uint32(v)
-			}
-			if v, err := uintValue(sf, 1); err == nil {
-				r.SF = v == 1
-			}
+			r.OrderID, r.At = orderID, t
+			r.ShopID, r.SF = joinedValues(shop, sf)
 		}
 		out = append(out, r)
 	}
